@@ -1,0 +1,189 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// shoplake: e-commerce behaviour events to a governed analytics lake.
+///
+/// Land the store's event exports (CSV or CSV.gz) in a layered lake of Delta tables
+/// (raw -> clean -> model), keep it up to date incrementally, and query it with SQL.
+///
+/// Quick start:  shoplake demo
+#[derive(Debug, Parser)]
+#[command(
+    name = "shoplake",
+    version,
+    about,
+    long_about,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Lake location (a directory). Default: `lake` from shoplake.toml, else ./lake.
+    #[arg(long, global = true, env = "SHOPLAKE_LAKE", value_name = "PATH")]
+    pub lake: Option<String>,
+
+    /// Memory budget of the query engine, e.g. 2GiB or 512MiB; work beyond it spills to disk.
+    #[arg(
+        long,
+        global = true,
+        env = "SHOPLAKE_MEMORY_LIMIT",
+        value_name = "SIZE"
+    )]
+    pub memory_limit: Option<String>,
+
+    /// Configuration file. Default: ./shoplake.toml when it exists.
+    #[arg(long, global = true, env = "SHOPLAKE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format: human (default) or json (one object per line, for machines).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// Print only results and errors (no progress bars, no log lines).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// JSON lines.
+    Json,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a realistic month of events, run the whole pipeline, print a report.
+    Demo(DemoArgs),
+    /// Write synthetic store events in the export format (CSV, or CSV.gz when FILE ends in .gz).
+    Generate(GenerateArgs),
+    /// Land CSV / CSV.gz exports (files or directories) in raw.events.
+    Ingest(IngestArgs),
+    /// Bring clean and model tables up to date with raw (only the days that changed).
+    Run(RunArgs),
+    /// Run a read-only SQL query over the lake's tables (raw.events, clean.events, model.*, ...).
+    #[command(visible_alias = "sql")]
+    Query(QueryArgs),
+    /// Show every table (version, partitions, rows, last update) and the latest runs.
+    Status(StatusArgs),
+    /// Write the data dictionary (docs/data_dictionary.md) from the table definitions.
+    Docs(DocsArgs),
+}
+
+/// `shoplake demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Events to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Random seed (same seed, same data).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where to write the generated export. Default: <lake>/../shoplake-demo-events.csv.gz
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `shoplake generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of event rows (the header is not counted).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Output file: .csv, or .csv.gz for gzip.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Random seed: the same seed and options give byte-identical output.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// First day (UTC).
+    #[arg(long, default_value = "2020-04-01", value_parser = parse_date)]
+    pub start: NaiveDate,
+    /// Number of days.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Make this day (0-based index) a near-empty logging gap.
+    #[arg(long, value_name = "INDEX")]
+    pub gap_day: Option<u32>,
+}
+
+/// `shoplake ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files (.csv, .csv.gz) or directories holding them.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// `shoplake run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Rebuild this day, whether it changed or not.
+    #[arg(long, value_parser = parse_date, conflicts_with_all = ["from", "to"])]
+    pub date: Option<NaiveDate>,
+    /// Rebuild every day from this one (with --to).
+    #[arg(long, value_parser = parse_date, requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Last day to rebuild (with --from).
+    #[arg(long, value_parser = parse_date, requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// Show which days would be rebuilt and why; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Output format of query results.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Aligned text table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `shoplake query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL statement (read-only). Tables: raw.events, clean.events, clean.rejects,
+    /// model.fact_user_events, model.dim_users, model.dim_products, model.dim_categories,
+    /// model.dim_sessions, model.dim_time, meta.runs, meta.run_days, meta.ingests.
+    #[arg(value_name = "SQL")]
+    pub sql: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `shoplake status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// How many recent runs to list.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+}
+
+/// `shoplake docs`.
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// Output file.
+    #[arg(long, default_value = "docs/data_dictionary.md", value_name = "FILE")]
+    pub out: PathBuf,
+    /// Only check that the file is up to date (exit 1 when it is not).
+    #[arg(long)]
+    pub check: bool,
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("'{text}' is not a date; write it YYYY-MM-DD"))
+}

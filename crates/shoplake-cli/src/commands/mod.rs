@@ -1,0 +1,9 @@
+//! One module per verb.
+
+pub mod demo;
+pub mod docs;
+pub mod generate;
+pub mod ingest;
+pub mod query;
+pub mod run;
+pub mod status;

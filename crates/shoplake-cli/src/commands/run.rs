@@ -1,0 +1,73 @@
+//! `shoplake run`.
+
+use shoplake_lake::Lake;
+use shoplake_pipeline::{RunOptions, RunReport, Selection, run as run_pipeline};
+
+use crate::cli::RunArgs;
+use crate::progress::Bars;
+use crate::{Exit, usage};
+
+pub async fn run(lake: &Lake, args: &RunArgs, bars: &Bars) -> Result<(), Exit> {
+    let selection = match (args.date, args.from, args.to) {
+        (Some(d), _, _) => Selection::Dates([d].into()),
+        (None, Some(from), Some(to)) => Selection::range(from, to).map_err(usage)?,
+        _ => Selection::Incremental,
+    };
+    let options = RunOptions {
+        selection,
+        dry_run: args.dry_run,
+    };
+    let report = run_pipeline(lake, &options, bars).await?;
+    print_report(&report);
+    Ok(())
+}
+
+/// Prints the plan (dry run) or the run's accounting.
+pub fn print_report(report: &RunReport) {
+    for date in &report.plan.empty_requested {
+        println!("{date}: no raw data; nothing to rebuild");
+    }
+    if report.plan.is_empty() {
+        println!("lake is up to date: no day changed since the last run");
+        return;
+    }
+    if report.dry_run {
+        println!("would rebuild {} day(s):", report.plan.days.len());
+        println!("{:<12} {:>12} {:>6}  why", "day", "raw rows", "files");
+        for d in &report.plan.days {
+            let rows = d
+                .raw
+                .as_ref()
+                .and_then(|r| r.rows)
+                .map_or("-".to_string(), |r| r.to_string());
+            let files = d.raw.as_ref().map_or(0, |r| r.files);
+            println!("{:<12} {:>12} {:>6}  {}", d.date, rows, files, d.reason);
+        }
+        return;
+    }
+    println!(
+        "{:<12} {:>11} {:>11} {:>10} {:>9}  why",
+        "day", "raw", "clean", "duplicates", "rejected"
+    );
+    for d in &report.days {
+        println!(
+            "{:<12} {:>11} {:>11} {:>10} {:>9}  {}",
+            d.date, d.raw_rows, d.clean_rows, d.duplicates, d.rejected, d.reason
+        );
+    }
+    println!(
+        "{:<12} {:>11} {:>11} {:>10} {:>9}",
+        "total",
+        report.total(|d| d.raw_rows),
+        report.total(|d| d.clean_rows),
+        report.total(|d| d.duplicates),
+        report.total(|d| d.rejected)
+    );
+    let dims: Vec<String> = report
+        .dimensions
+        .iter()
+        .map(|(name, rows)| format!("{name} {rows}"))
+        .collect();
+    println!("dimensions rebuilt: {}", dims.join(", "));
+    println!("run {} finished in {:.1}s", report.run_id, report.seconds);
+}

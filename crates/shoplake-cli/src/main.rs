@@ -1,0 +1,105 @@
+//! The `shoplake` binary: arguments, progress, printing. The work is in the library crates.
+
+mod cli;
+mod commands;
+mod config;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, LogFormat};
+use crate::config::Settings;
+
+/// Exit codes: 0 ok, 1 failure, 2 usage error, 3 quality gate failed.
+pub mod exit {
+    /// The job failed.
+    pub const FAILURE: u8 = 1;
+    /// The command was used wrongly (bad argument, missing input).
+    pub const USAGE: u8 = 2;
+}
+
+/// An error that carries its exit code.
+#[derive(Debug)]
+pub struct Exit {
+    /// Exit code.
+    pub code: u8,
+    /// The error.
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Exit {
+    fn from(error: E) -> Self {
+        Exit {
+            code: exit::FAILURE,
+            error: error.into(),
+        }
+    }
+}
+
+/// Marks an error as a usage error (exit code 2).
+pub fn usage(error: impl Into<anyhow::Error>) -> Exit {
+    Exit {
+        code: exit::USAGE,
+        error: error.into(),
+    }
+}
+
+fn init_logs(format: LogFormat, quiet: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOPLAKE_LOG").unwrap_or_else(|_| {
+        // Dependencies report their failures through our errors; their own logs are noise.
+        let ours = if quiet { "warn" } else { "info" };
+        tracing_subscriber::EnvFilter::new(format!(
+            "off,shoplake={ours},shoplake_cli={ours},shoplake_lake={ours},shoplake_ingest={ours},shoplake_pipeline={ours}"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.without_time().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format, cli.quiet);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Exit::from)
+        .and_then(|rt| rt.block_on(dispatch(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(exit) => {
+            eprintln!("error: {:#}", exit.error);
+            ExitCode::from(exit.code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Exit> {
+    if let Command::Generate(args) = &cli.command {
+        return commands::generate::run(args, cli.quiet);
+    }
+    if let Command::Docs(args) = &cli.command {
+        return commands::docs::run(args);
+    }
+    let settings = Settings::resolve(&cli).map_err(usage)?;
+    let lake = shoplake_lake::Lake::open(&settings.lake)
+        .map_err(usage)?
+        .with_memory_limit(settings.memory_limit);
+    let bars = progress::Bars::new(cli.quiet);
+    match &cli.command {
+        Command::Demo(args) => commands::demo::run(&lake, &settings, args, &bars, cli.quiet).await,
+        Command::Ingest(args) => commands::ingest::run(&lake, args, &bars, cli.quiet).await,
+        Command::Run(args) => commands::run::run(&lake, args, &bars).await,
+        Command::Query(args) => commands::query::run(&lake, args).await,
+        Command::Status(args) => commands::status::run(&lake, args).await,
+        Command::Generate(_) | Command::Docs(_) => unreachable!("handled above"),
+    }
+}

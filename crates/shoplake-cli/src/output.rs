@@ -1,0 +1,48 @@
+//! Printing query results as a table, CSV or JSON lines.
+
+use std::io::Write;
+
+use anyhow::Result;
+use shoplake_lake::arrow::array::RecordBatch;
+use shoplake_lake::arrow::csv::WriterBuilder;
+use shoplake_lake::arrow::datatypes::Schema;
+use shoplake_lake::arrow::json::LineDelimitedWriter;
+use shoplake_lake::arrow::util::pretty::pretty_format_batches;
+
+use crate::cli::OutputFormat;
+
+/// Writes `batches` to `out` in `format`.
+pub fn write_batches(
+    out: &mut dyn Write,
+    schema: &Schema,
+    batches: &[RecordBatch],
+    format: OutputFormat,
+) -> Result<()> {
+    match format {
+        OutputFormat::Table => {
+            writeln!(out, "{}", pretty_format_batches(batches)?)?;
+        }
+        OutputFormat::Csv => {
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            if rows == 0 {
+                // The CSV writer only writes a header with a first batch; an empty result
+                // still gets its header line.
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                writeln!(out, "{}", names.join(","))?;
+            } else {
+                let mut writer = WriterBuilder::new().with_header(true).build(&mut *out);
+                for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                    writer.write(b)?;
+                }
+            }
+        }
+        OutputFormat::Json => {
+            let mut writer = LineDelimitedWriter::new(&mut *out);
+            for b in batches {
+                writer.write(b)?;
+            }
+            writer.finish()?;
+        }
+    }
+    Ok(())
+}

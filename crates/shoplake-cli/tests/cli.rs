@@ -1,0 +1,234 @@
+//! The binary as a user runs it: outputs, exit codes, crash safety.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shoplake"));
+    c.env_remove("SHOPLAKE_LAKE")
+        .env_remove("SHOPLAKE_CONFIG")
+        .env("SHOPLAKE_LOG", "warn");
+    c
+}
+
+fn shoplake(lake: &Path, args: &[&str]) -> Output {
+    bin().arg("--lake").arg(lake).args(args).output().unwrap()
+}
+
+fn ok(lake: &Path, args: &[&str]) -> String {
+    let out = shoplake(lake, args);
+    assert!(
+        out.status.success(),
+        "shoplake {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shoplake-pipeline/tests/fixtures/edge_cases.csv")
+}
+
+#[test]
+fn ingest_run_query_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let f = fixture();
+    let out = ok(&lake, &["ingest", f.to_str().unwrap()]);
+    assert!(out.contains("28 rows (3 malformed)"), "{out}");
+    let out = ok(&lake, &["ingest", f.to_str().unwrap()]);
+    assert!(out.contains("already ingested"), "{out}");
+
+    let out = ok(&lake, &["run", "--dry-run"]);
+    assert!(out.contains("would rebuild 2 day(s)"), "{out}");
+    let out = ok(&lake, &["run"]);
+    let total: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(total, ["total", "28", "13", "3", "12"], "{out}");
+    let out = ok(&lake, &["run"]);
+    assert!(out.contains("up to date"), "{out}");
+
+    let sql = "SELECT event_type, COUNT(*) AS n, SUM(price) AS revenue FROM model.fact_user_events GROUP BY event_type ORDER BY event_type";
+    assert_eq!(
+        ok(&lake, &["query", "--format", "csv", sql]),
+        "event_type,n,revenue\ncart,2,799.99\npurchase,3,1279.99\nremove_from_cart,1,500.00\nview,7,2940.48\n"
+    );
+    let json = ok(
+        &lake,
+        &[
+            "sql",
+            "-f",
+            "json",
+            "SELECT user_id, sessions FROM model.dim_users WHERE user_id < 3 ORDER BY user_id",
+        ],
+    );
+    assert_eq!(
+        json,
+        "{\"user_id\":1,\"sessions\":3}\n{\"user_id\":2,\"sessions\":1}\n"
+    );
+    let table = ok(&lake, &["query", "SELECT COUNT(*) AS n FROM clean.rejects"]);
+    assert!(table.contains("| 12 |"), "{table}");
+    // An empty result still has its CSV header.
+    assert_eq!(
+        ok(
+            &lake,
+            &[
+                "query",
+                "-f",
+                "csv",
+                "SELECT user_id FROM model.dim_users WHERE user_id < 0"
+            ]
+        ),
+        "user_id\n"
+    );
+
+    let status = ok(&lake, &["status"]);
+    assert!(status.contains("model.fact_user_events"), "{status}");
+    assert!(status.contains("latest runs"), "{status}");
+}
+
+#[test]
+fn user_mistakes_exit_2_failures_exit_1_with_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let check = |args: &[&str], code: i32, needle: &str| {
+        let out = shoplake(&lake, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: `{err}` lacks `{needle}`");
+        assert_eq!(
+            err.trim_end()
+                .lines()
+                .filter(|l| l.starts_with("error"))
+                .count(),
+            1,
+            "{err}"
+        );
+    };
+    check(&["ingest", "/no/such/file.csv"], 2, "cannot open");
+    let wrong = dir.path().join("wrong.csv");
+    std::fs::write(&wrong, "a,b,c\n1,2,3\n").unwrap();
+    check(&["ingest", wrong.to_str().unwrap()], 1, "wrong header");
+    check(&["query", "SELEC nonsense"], 2, "error");
+    check(&["query", "SELECT * FROM model.nope"], 2, "nope");
+    check(&["query", "CREATE TABLE x AS SELECT 1"], 2, "error");
+    check(&["query", "DELETE FROM raw.events"], 2, "error");
+    check(
+        &["run", "--from", "2020-04-05", "--to", "2020-04-01"],
+        2,
+        "before",
+    );
+    check(&["run", "--date", "April"], 2, "YYYY-MM-DD");
+    check(&["--memory-limit", "lots", "status"], 2, "not a size");
+    assert!(
+        !lake.join("raw").exists(),
+        "a failed ingest must not create tables"
+    );
+}
+
+/// Every downstream table, in a stable order. Rejects leave out `_ingested_at`: the two lakes
+/// compared were ingested at different instants.
+fn table_dump(lake: &Path) -> String {
+    let mut all = String::new();
+    let rejects: Vec<&str> = shoplake_lake::tables::clean_rejects()
+        .column_names()
+        .into_iter()
+        .filter(|c| *c != "_ingested_at")
+        .collect();
+    all.push_str(&ok(
+        lake,
+        &[
+            "query",
+            "-f",
+            "csv",
+            &format!(
+                "SELECT {} FROM clean.rejects ORDER BY _batch_id, _line",
+                rejects.join(", ")
+            ),
+        ],
+    ));
+    for (table, order) in [
+        ("clean.events", "event_id"),
+        ("model.fact_user_events", "event_id"),
+        ("model.dim_sessions", "session_id"),
+        ("model.dim_users", "user_id"),
+        ("model.dim_products", "product_id"),
+        ("model.dim_categories", "category_id"),
+        ("model.dim_time", "date"),
+    ] {
+        all.push_str(&ok(
+            lake,
+            &[
+                "query",
+                "-f",
+                "csv",
+                &format!("SELECT * FROM {table} ORDER BY {order}"),
+            ],
+        ));
+    }
+    all
+}
+
+#[test]
+fn a_run_killed_at_any_point_then_rerun_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("events.csv");
+    ok(
+        dir.path(),
+        &[
+            "generate",
+            "--rows",
+            "40000",
+            "--days",
+            "4",
+            "--seed",
+            "11",
+            "--out",
+            data.to_str().unwrap(),
+        ],
+    );
+
+    let reference = dir.path().join("reference");
+    ok(&reference, &["ingest", data.to_str().unwrap()]);
+    let started = std::time::Instant::now();
+    ok(&reference, &["run"]);
+    let full = started.elapsed();
+    let expected = table_dump(&reference);
+
+    // Kill points spread over the run's duration (pseudo-random but reproducible).
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for attempt in 0..4 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let lake = dir.path().join(format!("killed-{attempt}"));
+        ok(&lake, &["ingest", data.to_str().unwrap()]);
+        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0);
+        let mut child = bin().arg("--lake").arg(&lake).arg("run").spawn().unwrap();
+        std::thread::sleep(delay.max(Duration::from_millis(20)));
+        let _ = child.kill();
+        let _ = child.wait();
+        ok(&lake, &["run"]);
+        assert_eq!(table_dump(&lake), expected, "after a kill at {delay:?}");
+    }
+}
+
+#[test]
+fn the_committed_data_dictionary_is_up_to_date() {
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/data_dictionary.md");
+    let out = bin()
+        .args(["docs", "--check", "--out"])
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

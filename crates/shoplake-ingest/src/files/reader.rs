@@ -1,0 +1,317 @@
+//! Reading one export file into `raw.events` record batches.
+//!
+//! Lines are kept as delivered: the nine fields stay text. A line that cannot be split into
+//! exactly nine fields, or that is not valid UTF-8, is not an error: it becomes a row with
+//! `_error` set, its original text in `_raw_line` and null fields, and the cleaning step
+//! quarantines it as `malformed_row`. Fields are split on commas; a line containing a double
+//! quote is split by the `csv` crate so that quoted commas are honoured.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use shoplake_lake::arrow::array::{
+    ArrayRef, Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondArray,
+};
+use shoplake_lake::arrow::datatypes::SchemaRef;
+use shoplake_lake::arrow::error::ArrowError;
+use shoplake_lake::write::date_to_days;
+
+pub use shoplake_lake::tables::SOURCE_COLUMNS;
+
+/// The exact header line of an export.
+pub const EXPECTED_HEADER: &str =
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
+
+/// Day given to malformed lines of a file in which no line has a valid date.
+const FALLBACK_DATE: (i32, u32, u32) = (1970, 1, 1);
+
+/// Opens a file, inflating it when `gzip` (multi-member gzip streams are read whole).
+pub fn open_decoded(path: &Path, gzip: bool) -> std::io::Result<Box<dyn Read + Send>> {
+    let file = File::open(path)?;
+    Ok(if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 20,
+            file,
+        )))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// Counts of what a reader has read so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Data lines read (header excluded).
+    pub rows: u64,
+    /// Lines flagged malformed.
+    pub malformed: u64,
+    /// Earliest and latest event_date assigned.
+    pub first_date: Option<NaiveDate>,
+    /// See `first_date`.
+    pub last_date: Option<NaiveDate>,
+}
+
+/// Constant lineage of one batch of rows.
+#[derive(Debug, Clone)]
+pub struct Lineage {
+    /// `_source`.
+    pub source: String,
+    /// `_batch_id`.
+    pub batch_id: String,
+    /// `_ingested_at`, microseconds since the epoch.
+    pub ingested_at_micros: i64,
+}
+
+/// Reads a file as `raw.events` batches. An iterator of `Result<RecordBatch, ArrowError>`; an
+/// I/O error (unreadable file, corrupt gzip) ends it with an error.
+pub struct RawBatchReader {
+    input: Box<dyn BufRead + Send>,
+    schema: SchemaRef,
+    lineage: Lineage,
+    batch_rows: usize,
+    line_no: i64,
+    last_date: Option<i32>,
+    stats: ReadStats,
+    done: bool,
+    buf: Vec<u8>,
+}
+
+impl RawBatchReader {
+    /// Opens `path` (already checked by discovery) and skips its header.
+    pub fn open(path: &Path, gzip: bool, lineage: Lineage) -> std::io::Result<Self> {
+        let mut input: Box<dyn BufRead + Send> =
+            Box::new(BufReader::with_capacity(1 << 20, open_decoded(path, gzip)?));
+        let mut header = Vec::new();
+        input.read_until(b'\n', &mut header)?;
+        Ok(RawBatchReader {
+            input,
+            schema: shoplake_lake::tables::raw_events().arrow_schema(),
+            lineage,
+            batch_rows: 64 * 1024,
+            line_no: 1,
+            last_date: None,
+            stats: ReadStats::default(),
+            done: false,
+            buf: Vec::with_capacity(256),
+        })
+    }
+
+    /// Rows per batch (default 65,536).
+    pub fn with_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// Schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// What has been read so far.
+    pub fn stats(&self) -> &ReadStats {
+        &self.stats
+    }
+
+    fn note_date(&mut self, days: i32) {
+        let date = shoplake_lake::write::days_to_date(days);
+        self.stats.first_date = Some(self.stats.first_date.map_or(date, |d| d.min(date)));
+        self.stats.last_date = Some(self.stats.last_date.map_or(date, |d| d.max(date)));
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
+        let mut b = Builders::new(self.batch_rows);
+        // Rows whose day is not known yet (malformed lines before the first valid date).
+        let mut undated: Vec<usize> = Vec::new();
+        let mut dates: Vec<Option<i32>> = Vec::with_capacity(self.batch_rows);
+        while dates.len() < self.batch_rows || (!undated.is_empty() && !self.done) {
+            self.buf.clear();
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+            if n == 0 {
+                self.done = true;
+                break;
+            }
+            self.line_no += 1;
+            self.stats.rows += 1;
+            let mut line: &[u8] = &self.buf;
+            while let [rest @ .., b'\n' | b'\r'] = line {
+                line = rest;
+            }
+            let parsed = split_line(line);
+            b.line.append_value(self.line_no);
+            let date = match parsed {
+                Ok(fields) => {
+                    for (builder, field) in b.fields.iter_mut().zip(fields.iter()) {
+                        builder.append_value(field);
+                    }
+                    b.error.append_null();
+                    b.raw_line.append_null();
+                    date_prefix(fields[0].as_bytes())
+                }
+                Err(reason) => {
+                    self.stats.malformed += 1;
+                    for builder in b.fields.iter_mut() {
+                        builder.append_null();
+                    }
+                    b.error.append_value(reason);
+                    let text = String::from_utf8_lossy(line);
+                    b.raw_line.append_value(&text);
+                    date_prefix(text.as_bytes())
+                }
+            };
+            match date.or(self.last_date) {
+                Some(d) => {
+                    self.last_date = Some(d);
+                    for i in undated.drain(..) {
+                        dates[i] = Some(d);
+                    }
+                    dates.push(Some(d));
+                }
+                None => {
+                    undated.push(dates.len());
+                    dates.push(None);
+                }
+            }
+        }
+        if dates.is_empty() {
+            return Ok(None);
+        }
+        let fallback = date_to_days(
+            NaiveDate::from_ymd_opt(FALLBACK_DATE.0, FALLBACK_DATE.1, FALLBACK_DATE.2)
+                .expect("fallback is a date"),
+        );
+        let rows = dates.len();
+        let mut date_builder = Date32Builder::with_capacity(rows);
+        for d in &dates {
+            let d = d.unwrap_or(fallback);
+            date_builder.append_value(d);
+        }
+        let (min, max) = dates
+            .iter()
+            .map(|d| d.unwrap_or(fallback))
+            .fold((i32::MAX, i32::MIN), |(lo, hi), d| (lo.min(d), hi.max(d)));
+        self.note_date(min);
+        self.note_date(max);
+        let mut columns: Vec<ArrayRef> = b
+            .fields
+            .iter_mut()
+            .map(|f| Arc::new(f.finish()) as ArrayRef)
+            .collect();
+        columns.push(Arc::new(b.line.finish()));
+        columns.push(Arc::new(b.error.finish()));
+        columns.push(Arc::new(b.raw_line.finish()));
+        let mut source = StringBuilder::with_capacity(rows, rows * self.lineage.source.len());
+        let mut batch = StringBuilder::with_capacity(rows, rows * self.lineage.batch_id.len());
+        for _ in 0..rows {
+            source.append_value(&self.lineage.source);
+            batch.append_value(&self.lineage.batch_id);
+        }
+        columns.push(Arc::new(source.finish()));
+        columns.push(Arc::new(batch.finish()));
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![self.lineage.ingested_at_micros; rows])
+                .with_timezone("UTC"),
+        ));
+        columns.push(Arc::new(date_builder.finish()));
+        RecordBatch::try_new(self.schema.clone(), columns).map(Some)
+    }
+}
+
+impl Iterator for RawBatchReader {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.next_batch().transpose()
+    }
+}
+
+struct Builders {
+    fields: Vec<StringBuilder>,
+    line: Int64Builder,
+    error: StringBuilder,
+    raw_line: StringBuilder,
+}
+
+impl Builders {
+    fn new(rows: usize) -> Self {
+        Builders {
+            fields: (0..SOURCE_COLUMNS.len())
+                .map(|_| StringBuilder::with_capacity(rows, rows * 12))
+                .collect(),
+            line: Int64Builder::with_capacity(rows),
+            error: StringBuilder::new(),
+            raw_line: StringBuilder::new(),
+        }
+    }
+}
+
+/// Splits a line into the nine fields, or says why it cannot.
+fn split_line(line: &[u8]) -> Result<Vec<String>, &'static str> {
+    let text = std::str::from_utf8(line).map_err(|_| "invalid_utf8")?;
+    let fields: Vec<String> = if text.contains('"') {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut record = csv::StringRecord::new();
+        match reader.read_record(&mut record) {
+            Ok(true) => record.iter().map(str::to_string).collect(),
+            _ => return Err("wrong_field_count"),
+        }
+    } else {
+        text.split(',').map(str::to_string).collect()
+    };
+    if fields.len() == SOURCE_COLUMNS.len() {
+        Ok(fields)
+    } else {
+        Err("wrong_field_count")
+    }
+}
+
+/// The day of a text starting with `YYYY-MM-DD`, as days since the epoch.
+fn date_prefix(text: &[u8]) -> Option<i32> {
+    let t = text.get(..10)?;
+    if t[4] != b'-' || t[7] != b'-' {
+        return None;
+    }
+    let num = |s: &[u8]| -> Option<u32> {
+        s.iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = NaiveDate::from_ymd_opt(num(&t[0..4])? as i32, num(&t[5..7])?, num(&t[8..10])?)?;
+    Some(date_to_days(date))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_plain_and_quoted_lines() {
+        let plain = split_line(b"2020-04-01 00:00:03 UTC,view,1,2,,b,1.00,3,s").unwrap();
+        assert_eq!(plain.len(), 9);
+        assert_eq!(plain[4], "");
+        let quoted = split_line(b"2020-04-01 00:00:03 UTC,view,1,2,\"a,b\",b,1.00,3,s").unwrap();
+        assert_eq!(quoted[4], "a,b");
+        assert_eq!(split_line(b"a,b,c"), Err("wrong_field_count"));
+        assert_eq!(split_line(b""), Err("wrong_field_count"));
+        assert_eq!(split_line(b"\xff\xfe,1,2,3,4,5,6,7,8"), Err("invalid_utf8"));
+    }
+
+    #[test]
+    fn reads_date_prefixes() {
+        assert_eq!(date_prefix(b"2020-04-01 00:00:03 UTC"), Some(18353));
+        assert_eq!(date_prefix(b"2020-02-30 00:00:03 UTC"), None);
+        assert_eq!(date_prefix(b"yesterday"), None);
+        assert_eq!(date_prefix(b"2020-4-1"), None);
+    }
+}

@@ -1,0 +1,30 @@
+//! Lake storage for shoplake.
+//!
+//! The lake is a directory (or object-store prefix) of Delta tables laid out by layer:
+//! `<lake>/raw/events`, `<lake>/clean/events`, `<lake>/model/fact_user_events`, ... Every
+//! table's Arrow schema, partitioning and column meanings are declared once, in [`tables`];
+//! the writers, the SQL catalog and the data dictionary all read those declarations.
+//!
+//! This crate depends on none of shoplake's other crates.
+
+#![deny(missing_docs)]
+
+pub mod catalog;
+pub mod dictionary;
+pub mod error;
+pub mod lake;
+pub mod partitions;
+pub mod progress;
+pub mod tables;
+pub mod write;
+
+pub use catalog::{SqlCatalog, read_only_sql_options};
+pub use error::{LakeError, Result};
+pub use lake::Lake;
+pub use progress::{NoProgress, Progress};
+pub use tables::{ColumnDef, TableDef};
+
+/// Re-exports so that the other crates use exactly the same Arrow, DataFusion and Delta versions.
+pub use datafusion;
+pub use datafusion::arrow;
+pub use deltalake;

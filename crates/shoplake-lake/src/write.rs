@@ -1,0 +1,239 @@
+//! Writing tables: append, replace chosen day partitions, or overwrite.
+//!
+//! Partition replacement is delta-rs `SaveMode::Overwrite` with a `replaceWhere` predicate on
+//! `event_date`: one Delta commit removes the old files of exactly those days and adds the new
+//! ones, so a reader sees either the old or the new partition, never a mix, and writing the
+//! same data twice leaves the same content. DataFusion's own Parquet writer is never used
+//! for lake tables because it can only append.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::prelude::{SessionContext, cast, col, lit};
+use deltalake::DeltaTable;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::SaveMode;
+
+use crate::error::{LakeError, Result};
+use crate::lake::Lake;
+use crate::tables::{EVENT_DATE, TableDef};
+
+/// How a write changes the table.
+#[derive(Debug, Clone)]
+pub enum WriteMode {
+    /// Add rows.
+    Append,
+    /// Replace exactly these days (`event_date` partitions); other days are untouched.
+    ReplaceDates(Vec<NaiveDate>),
+    /// Replace the whole table content.
+    Overwrite,
+}
+
+/// Days since 1970-01-01, the Arrow `Date32` representation.
+pub fn date_to_days(date: NaiveDate) -> i32 {
+    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch is a date")).num_days() as i32
+}
+
+/// Inverse of [`date_to_days`].
+pub fn days_to_date(days: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch is a date")
+        + chrono::Duration::days(days as i64)
+}
+
+/// Parquet settings of every lake file: zstd, row groups small enough to keep the per-partition
+/// write buffers bounded.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("zstd level 1 is valid"),
+        ))
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build()
+}
+
+/// Writes the rows of `input` into the table declared by `def`. A table that does not exist
+/// yet is created by the same commit, so a failed first write leaves nothing behind.
+///
+/// The input's schema must equal the table's declared schema (same names, types, order).
+pub async fn write_table(
+    lake: &Lake,
+    def: &TableDef,
+    input: DataFrame,
+    mode: WriteMode,
+    commit: CommitProperties,
+) -> Result<DeltaTable> {
+    let table = match lake.load(def).await? {
+        Some(table) => table,
+        None => lake.uninitialized(def).await?,
+    };
+    write_loaded(table, def, input, mode, commit).await
+}
+
+/// Like [`write_table`], on a table already loaded.
+pub async fn write_loaded(
+    table: DeltaTable,
+    def: &TableDef,
+    input: DataFrame,
+    mode: WriteMode,
+    commit: CommitProperties,
+) -> Result<DeltaTable> {
+    let input = conform(def, input)?;
+    let (state, plan) = input.into_parts();
+    let mut builder = table
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_session_state(Arc::new(state))
+        .with_writer_properties(writer_properties())
+        .with_commit_properties(commit)
+        .with_table_name(def.qualified_name())
+        .with_description(def.description);
+    if let Some(p) = def.partition_by {
+        builder = builder.with_partition_columns([p]);
+    }
+    builder = match mode {
+        WriteMode::Append => builder.with_save_mode(SaveMode::Append),
+        WriteMode::Overwrite => builder.with_save_mode(SaveMode::Overwrite),
+        WriteMode::ReplaceDates(dates) => {
+            if def.partition_by != Some(EVENT_DATE) {
+                return Err(LakeError::Inconsistent(format!(
+                    "{} is not partitioned by {EVENT_DATE}",
+                    def.qualified_name()
+                )));
+            }
+            builder
+                .with_save_mode(SaveMode::Overwrite)
+                .with_replace_where(dates_predicate(&dates))
+        }
+    };
+    builder
+        .await
+        .map_err(|e| LakeError::delta(def.qualified_name(), e))
+}
+
+/// `event_date IN (...)` for the given days.
+pub fn dates_predicate(dates: &[NaiveDate]) -> datafusion::prelude::Expr {
+    let list = dates
+        .iter()
+        .map(|d| lit(ScalarValue::Date32(Some(date_to_days(*d)))))
+        .collect();
+    col(EVENT_DATE).in_list(list, false)
+}
+
+/// Brings `input` to the table's declared column order and types. Only representation
+/// changes are allowed (string views to strings, wider SQL results to the declared type); a
+/// missing column is an error.
+fn conform(def: &TableDef, input: DataFrame) -> Result<DataFrame> {
+    let want = def.arrow_schema();
+    let got = input.schema().inner().clone();
+    let same = want.fields().len() == got.fields().len()
+        && want
+            .fields()
+            .iter()
+            .zip(got.fields())
+            .all(|(w, g)| w.name() == g.name() && w.data_type() == g.data_type());
+    if same {
+        return Ok(input);
+    }
+    let mut exprs = Vec::with_capacity(want.fields().len());
+    for field in want.fields() {
+        let Ok(found) = got.field_with_name(field.name()) else {
+            return Err(LakeError::Inconsistent(format!(
+                "rows for {} lack column {}: expected [{}], got [{}]",
+                def.qualified_name(),
+                field.name(),
+                describe(&want),
+                describe(&got)
+            )));
+        };
+        let column = col(datafusion::common::Column::new_unqualified(field.name()));
+        exprs.push(if found.data_type() == field.data_type() {
+            column
+        } else {
+            cast(column, field.data_type().clone()).alias(field.name())
+        });
+    }
+    Ok(input.select(exprs)?)
+}
+
+fn describe(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Turns a stream of record batches into a DataFrame that can be written with [`write_table`]
+/// without first collecting the stream in memory.
+pub fn stream_to_dataframe(
+    ctx: &SessionContext,
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+) -> Result<DataFrame> {
+    let partition = OneShotStream {
+        schema: schema.clone(),
+        stream: Mutex::new(Some(stream)),
+    };
+    let table = StreamingTable::try_new(schema, vec![Arc::new(partition)])?;
+    Ok(ctx.read_table(Arc::new(table))?)
+}
+
+/// A stream that can be executed once.
+struct OneShotStream {
+    schema: SchemaRef,
+    stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl std::fmt::Debug for OneShotStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneShotStream").finish_non_exhaustive()
+    }
+}
+
+impl PartitionStream for OneShotStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().map(|mut s| s.take()).unwrap_or(None);
+        match taken {
+            Some(stream) => stream,
+            None => {
+                let schema = self.schema.clone();
+                Box::pin(
+                    datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                        schema,
+                        futures::stream::once(async {
+                            Err(DataFusionError::Execution(
+                                "an input stream was read twice".into(),
+                            ))
+                        }),
+                    ),
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_days_round_trip() {
+        let d = NaiveDate::from_ymd_opt(2020, 4, 1).unwrap();
+        assert_eq!(date_to_days(d), 18353);
+        assert_eq!(days_to_date(18353), d);
+    }
+}

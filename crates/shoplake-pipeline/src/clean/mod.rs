@@ -1,0 +1,103 @@
+//! raw -> clean: typing, rules, quarantine and duplicate removal for one day at a time.
+//!
+//! Working a day at a time bounds memory by the size of the largest day, whatever the size
+//! of the lake: the day's valid rows are deduplicated in memory (spilling beyond the
+//! session's memory budget) and written with a partition replace.
+
+pub mod rules;
+pub mod split;
+
+use chrono::NaiveDate;
+use futures::TryStreamExt;
+use shoplake_lake::arrow::array::RecordBatch;
+use shoplake_lake::datafusion::datasource::MemTable;
+use shoplake_lake::datafusion::prelude::{SessionContext, col};
+use shoplake_lake::tables;
+use std::sync::Arc;
+
+use crate::error::Result;
+
+/// The cleaned content of one day, before it is written.
+#[derive(Debug)]
+pub struct CleanDay {
+    /// The day.
+    pub date: NaiveDate,
+    /// Raw rows read.
+    pub raw_rows: u64,
+    /// Distinct valid rows, in `clean.events` schema, sorted by event_time then event_id.
+    pub clean: Vec<RecordBatch>,
+    /// Rejected rows, in `clean.rejects` schema, sorted by batch and line.
+    pub rejects: Vec<RecordBatch>,
+    /// Valid rows dropped as exact duplicates of another valid row.
+    pub duplicates: u64,
+}
+
+impl CleanDay {
+    /// Number of clean rows.
+    pub fn clean_rows(&self) -> u64 {
+        self.clean.iter().map(|b| b.num_rows() as u64).sum()
+    }
+
+    /// Number of rejected rows.
+    pub fn rejected(&self) -> u64 {
+        self.rejects.iter().map(|b| b.num_rows() as u64).sum()
+    }
+}
+
+/// Cleans the raw partition of `date`, read through `raw_ctx` (a session where `raw.events`
+/// is registered at the version the run planned with).
+pub async fn clean_day(raw_ctx: &SessionContext, date: NaiveDate) -> Result<CleanDay> {
+    let sql = format!(
+        "SELECT * FROM raw.events WHERE event_date = DATE '{}'",
+        date.format("%Y-%m-%d")
+    );
+    let mut stream = raw_ctx.sql(&sql).await?.execute_stream().await?;
+    let mut raw_rows = 0u64;
+    let mut valid = Vec::new();
+    let mut rejects = Vec::new();
+    while let Some(batch) = stream.try_next().await? {
+        raw_rows += batch.num_rows() as u64;
+        let parts = split::split(&batch)?;
+        if parts.valid.num_rows() > 0 {
+            valid.push(parts.valid);
+        }
+        if parts.rejects.num_rows() > 0 {
+            rejects.push(parts.rejects);
+        }
+    }
+    let valid_rows: u64 = valid.iter().map(|b| b.num_rows() as u64).sum();
+    let ctx = SessionContext::new_with_state(raw_ctx.state());
+
+    let clean_schema = tables::clean_events().arrow_schema();
+    let valid_table = MemTable::try_new(clean_schema, vec![valid])?;
+    let clean = ctx
+        .read_table(Arc::new(valid_table))?
+        .distinct()?
+        .sort(vec![
+            col("event_time").sort(true, false),
+            col("event_id").sort(true, false),
+        ])?
+        .collect()
+        .await?;
+    let clean_rows: u64 = clean.iter().map(|b| b.num_rows() as u64).sum();
+
+    let rejects = if rejects.is_empty() {
+        rejects
+    } else {
+        let table = MemTable::try_new(tables::clean_rejects().arrow_schema(), vec![rejects])?;
+        ctx.read_table(Arc::new(table))?
+            .sort(vec![
+                col("_batch_id").sort(true, false),
+                col("_line").sort(true, false),
+            ])?
+            .collect()
+            .await?
+    };
+    Ok(CleanDay {
+        date,
+        raw_rows,
+        clean: clean.into_iter().filter(|b| b.num_rows() > 0).collect(),
+        rejects,
+        duplicates: valid_rows - clean_rows,
+    })
+}

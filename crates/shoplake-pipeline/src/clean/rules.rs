@@ -1,0 +1,386 @@
+//! The cleaning rules: one raw row in, either a typed event or a reject with a reason.
+//!
+//! Rules are applied in this order and the first one a row fails names its reason:
+//!
+//! | reason | when |
+//! | --- | --- |
+//! | `malformed_row` | the line could not be split into nine fields (wrong count, invalid UTF-8) |
+//! | `bad_timestamp` | event_time is not a real instant written `YYYY-MM-DD HH:MM:SS UTC` |
+//! | `unknown_event_type` | event_type is not view, cart, remove_from_cart or purchase |
+//! | `bad_product_id`, `bad_category_id`, `bad_user_id` | the id is not a 64-bit integer |
+//! | `bad_price` | price is not a decimal number with at most two decimals below 10^8 |
+//! | `null_session` | user_session is empty |
+//! | `non_positive_price` | price is 0.00 or negative |
+//!
+//! Exact duplicates are not a rule: they are removed after these, among valid rows only.
+
+use chrono::NaiveDate;
+
+/// Allowed event types.
+pub const EVENT_TYPES: [&str; 4] = ["view", "cart", "remove_from_cart", "purchase"];
+
+/// Value that replaces a missing brand or category_code.
+pub const UNKNOWN: &str = "unknown";
+
+/// Why a row was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Could not be split into the nine fields.
+    MalformedRow,
+    /// event_time unreadable.
+    BadTimestamp,
+    /// event_type outside the allowed set.
+    UnknownEventType,
+    /// product_id not an integer.
+    BadProductId,
+    /// category_id not an integer.
+    BadCategoryId,
+    /// user_id not an integer.
+    BadUserId,
+    /// price not a two-decimal number.
+    BadPrice,
+    /// user_session empty.
+    NullSession,
+    /// price <= 0.
+    NonPositivePrice,
+}
+
+impl RejectReason {
+    /// The reason code stored in `clean.rejects.reason`.
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::MalformedRow => "malformed_row",
+            RejectReason::BadTimestamp => "bad_timestamp",
+            RejectReason::UnknownEventType => "unknown_event_type",
+            RejectReason::BadProductId => "bad_product_id",
+            RejectReason::BadCategoryId => "bad_category_id",
+            RejectReason::BadUserId => "bad_user_id",
+            RejectReason::BadPrice => "bad_price",
+            RejectReason::NullSession => "null_session",
+            RejectReason::NonPositivePrice => "non_positive_price",
+        }
+    }
+}
+
+/// A rejected row: the reason and a human explanation with the offending value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Reason code.
+    pub reason: RejectReason,
+    /// Explanation.
+    pub detail: String,
+}
+
+/// The nine source fields of a well-formed raw row.
+#[derive(Debug, Clone, Copy)]
+pub struct RawFields<'a> {
+    /// event_time text.
+    pub event_time: &'a str,
+    /// event_type text.
+    pub event_type: &'a str,
+    /// product_id text.
+    pub product_id: &'a str,
+    /// category_id text.
+    pub category_id: &'a str,
+    /// category_code text.
+    pub category_code: &'a str,
+    /// brand text.
+    pub brand: &'a str,
+    /// price text.
+    pub price: &'a str,
+    /// user_id text.
+    pub user_id: &'a str,
+    /// user_session text.
+    pub user_session: &'a str,
+}
+
+/// A row that passed every rule, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedEvent<'a> {
+    /// Stable id: xxh3-64 of the nine source fields.
+    pub event_id: i64,
+    /// Microseconds since the epoch, UTC.
+    pub event_time_micros: i64,
+    /// Days since the epoch.
+    pub event_date: i32,
+    /// One of [`EVENT_TYPES`].
+    pub event_type: &'a str,
+    /// Product id.
+    pub product_id: i64,
+    /// Category id.
+    pub category_id: i64,
+    /// Category code or [`UNKNOWN`].
+    pub category_code: &'a str,
+    /// Brand or [`UNKNOWN`].
+    pub brand: &'a str,
+    /// Price in cents.
+    pub price_cents: i128,
+    /// User id.
+    pub user_id: i64,
+    /// Session id.
+    pub user_session: &'a str,
+}
+
+/// Applies the rules to one well-formed row.
+pub fn check<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
+    let reject = |reason, detail: String| Err(Rejection { reason, detail });
+    let Some((event_time_micros, event_date)) = parse_event_time(f.event_time) else {
+        return reject(
+            RejectReason::BadTimestamp,
+            format!(
+                "event_time '{}' is not 'YYYY-MM-DD HH:MM:SS UTC'",
+                f.event_time
+            ),
+        );
+    };
+    let Some(event_type) = EVENT_TYPES.iter().find(|t| **t == f.event_type) else {
+        return reject(
+            RejectReason::UnknownEventType,
+            format!(
+                "event_type '{}' is not one of {}",
+                f.event_type,
+                EVENT_TYPES.join(", ")
+            ),
+        );
+    };
+    let int = |text: &str| text.parse::<i64>().ok();
+    let Some(product_id) = int(f.product_id) else {
+        return reject(
+            RejectReason::BadProductId,
+            format!("product_id '{}' is not an integer", f.product_id),
+        );
+    };
+    let Some(category_id) = int(f.category_id) else {
+        return reject(
+            RejectReason::BadCategoryId,
+            format!("category_id '{}' is not an integer", f.category_id),
+        );
+    };
+    let Some(user_id) = int(f.user_id) else {
+        return reject(
+            RejectReason::BadUserId,
+            format!("user_id '{}' is not an integer", f.user_id),
+        );
+    };
+    let Some(price_cents) = parse_cents(f.price) else {
+        return reject(
+            RejectReason::BadPrice,
+            format!(
+                "price '{}' is not a number with at most two decimals",
+                f.price
+            ),
+        );
+    };
+    if f.user_session.trim().is_empty() {
+        return reject(
+            RejectReason::NullSession,
+            "user_session is empty".to_string(),
+        );
+    }
+    if price_cents <= 0 {
+        return reject(
+            RejectReason::NonPositivePrice,
+            format!("price {} is not positive", f.price),
+        );
+    }
+    let or_unknown = |s: &'static str, v: &str| v.is_empty().then_some(s);
+    Ok(TypedEvent {
+        event_id: event_id(f),
+        event_time_micros,
+        event_date,
+        event_type,
+        product_id,
+        category_id,
+        category_code: or_unknown(UNKNOWN, f.category_code).unwrap_or(f.category_code),
+        brand: or_unknown(UNKNOWN, f.brand).unwrap_or(f.brand),
+        price_cents,
+        user_id,
+        user_session: f.user_session,
+    })
+}
+
+/// The stable event id: xxh3-64 of the nine fields joined by the unit separator (0x1f).
+pub fn event_id(f: &RawFields<'_>) -> i64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (i, part) in [
+        f.event_time,
+        f.event_type,
+        f.product_id,
+        f.category_id,
+        f.category_code,
+        f.brand,
+        f.price,
+        f.user_id,
+        f.user_session,
+    ]
+    .iter()
+    .enumerate()
+    {
+        if i > 0 {
+            h.update(&[0x1f]);
+        }
+        h.update(part.as_bytes());
+    }
+    h.digest() as i64
+}
+
+/// Parses `YYYY-MM-DD HH:MM:SS UTC` into (microseconds since epoch, days since epoch).
+pub fn parse_event_time(text: &str) -> Option<(i64, i32)> {
+    let b = text.as_bytes();
+    if b.len() != 23 || &b[19..] != b" UTC" {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)?;
+    let (h, m, s) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    if h > 23 || m > 59 || s > 59 {
+        return None;
+    }
+    let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
+    let secs = days * 86_400 + i64::from(h * 3600 + m * 60 + s);
+    Some((secs * 1_000_000, days as i32))
+}
+
+/// Parses a decimal price with at most two decimals into cents; `None` when unreadable or
+/// not below 10^8 (the range of DECIMAL(10,2)).
+pub fn parse_cents(text: &str) -> Option<i128> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int_part, frac_part) = match body.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (body, ""),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    if frac_part.len() > 2
+        || !int_part.bytes().all(|c| c.is_ascii_digit())
+        || !frac_part.bytes().all(|c| c.is_ascii_digit())
+        || (body.contains('.') && frac_part.is_empty())
+        || int_part.len() > 8
+    {
+        return None;
+    }
+    let whole: i128 = if int_part.is_empty() {
+        0
+    } else {
+        int_part.parse().ok()?
+    };
+    let frac: i128 = match frac_part.len() {
+        0 => 0,
+        1 => frac_part.parse::<i128>().ok()? * 10,
+        _ => frac_part.parse().ok()?,
+    };
+    let cents = whole * 100 + frac;
+    Some(if negative { -cents } else { cents })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields<'a>(time: &'a str, kind: &'a str, price: &'a str, session: &'a str) -> RawFields<'a> {
+        RawFields {
+            event_time: time,
+            event_type: kind,
+            product_id: "1005115",
+            category_id: "2232732093077520756",
+            category_code: "",
+            brand: "apple",
+            price,
+            user_id: "518197534",
+            user_session: session,
+        }
+    }
+
+    #[test]
+    fn parses_timestamps_strictly() {
+        // 2020-04-01T00:00:03Z = 1585699203 s.
+        assert_eq!(
+            parse_event_time("2020-04-01 00:00:03 UTC"),
+            Some((1_585_699_203_000_000, 18353))
+        );
+        assert_eq!(parse_event_time("2020-04-01 00:00:03"), None);
+        assert_eq!(parse_event_time("2020-04-01 24:00:00 UTC"), None);
+        assert_eq!(parse_event_time("2020-02-30 00:00:00 UTC"), None);
+        assert_eq!(parse_event_time("2020-04-01T00:00:03 UTC"), None);
+        assert_eq!(parse_event_time("2020-04-01 00:00:03 CET"), None);
+    }
+
+    #[test]
+    fn parses_prices_to_exact_cents() {
+        assert_eq!(parse_cents("1050.54"), Some(105_054));
+        assert_eq!(parse_cents("0.10"), Some(10));
+        assert_eq!(parse_cents("0.1"), Some(10));
+        assert_eq!(parse_cents("7"), Some(700));
+        assert_eq!(parse_cents(".5"), Some(50));
+        assert_eq!(parse_cents("-1.00"), Some(-100));
+        assert_eq!(parse_cents("0.00"), Some(0));
+        assert_eq!(parse_cents("2574.07"), Some(257_407));
+        assert_eq!(parse_cents("1.005"), None);
+        assert_eq!(parse_cents("1."), None);
+        assert_eq!(parse_cents("abc"), None);
+        assert_eq!(parse_cents(""), None);
+        assert_eq!(parse_cents("1e3"), None);
+        assert_eq!(parse_cents("123456789.00"), None);
+    }
+
+    #[test]
+    fn first_failing_rule_names_the_reason() {
+        let t = "2020-04-01 00:00:03 UTC";
+        let reason = |f: RawFields<'_>| check(&f).err().map(|r| r.reason);
+        assert_eq!(
+            reason(fields("bad", "view", "1.00", "s")),
+            Some(RejectReason::BadTimestamp)
+        );
+        assert_eq!(
+            reason(fields(t, "click", "0.00", "")),
+            Some(RejectReason::UnknownEventType)
+        );
+        assert_eq!(
+            reason(fields(t, "view", "x", "")),
+            Some(RejectReason::BadPrice)
+        );
+        assert_eq!(
+            reason(fields(t, "view", "0.00", "")),
+            Some(RejectReason::NullSession)
+        );
+        assert_eq!(
+            reason(fields(t, "view", "0.00", "s")),
+            Some(RejectReason::NonPositivePrice)
+        );
+        assert_eq!(
+            reason(fields(t, "view", "-3.10", "s")),
+            Some(RejectReason::NonPositivePrice)
+        );
+        let mut f = fields(t, "view", "1.00", "s");
+        f.user_id = "12a";
+        assert_eq!(reason(f), Some(RejectReason::BadUserId));
+        let ok = check(&fields(t, "purchase", "1050.54", "s")).unwrap();
+        assert_eq!(ok.category_code, UNKNOWN);
+        assert_eq!(ok.brand, "apple");
+        assert_eq!(ok.price_cents, 105_054);
+        assert_eq!(ok.event_type, "purchase");
+    }
+
+    #[test]
+    fn event_id_depends_on_every_field() {
+        let a = fields("2020-04-01 00:00:03 UTC", "view", "1.00", "s");
+        let mut b = a;
+        b.brand = "";
+        assert_ne!(event_id(&a), event_id(&b));
+        assert_eq!(
+            event_id(&a),
+            event_id(&fields("2020-04-01 00:00:03 UTC", "view", "1.00", "s"))
+        );
+    }
+}

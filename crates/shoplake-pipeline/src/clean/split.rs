@@ -1,0 +1,144 @@
+//! Applies the cleaning rules to raw batches: valid rows become typed `clean.events` rows
+//! (duplicates still in), failing rows become `clean.rejects` rows with their reason.
+
+use std::sync::Arc;
+
+use shoplake_lake::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Builder, Decimal128Builder, Int64Builder, RecordBatch,
+    StringArray, StringBuilder, TimestampMicrosecondBuilder, UInt32Array,
+};
+use shoplake_lake::arrow::compute::{cast, take};
+use shoplake_lake::arrow::datatypes::DataType;
+use shoplake_lake::arrow::error::ArrowError;
+use shoplake_lake::tables;
+
+use super::rules::{RawFields, RejectReason, check};
+
+/// The valid and rejected rows of one raw batch.
+#[derive(Debug)]
+pub struct Split {
+    /// Typed rows in the `clean.events` schema, duplicates not yet removed.
+    pub valid: RecordBatch,
+    /// Rows in the `clean.rejects` schema.
+    pub rejects: RecordBatch,
+}
+
+fn column(batch: &RecordBatch, name: &str, as_type: &DataType) -> Result<ArrayRef, ArrowError> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| ArrowError::SchemaError(format!("raw batch has no column {name}")))?;
+    if array.data_type() == as_type {
+        Ok(array.clone())
+    } else {
+        cast(array, as_type)
+    }
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, ArrowError> {
+    Ok(column(batch, name, &DataType::Utf8)?
+        .as_string::<i32>()
+        .clone())
+}
+
+/// Splits a batch of `raw.events` rows.
+pub fn split(raw: &RecordBatch) -> Result<Split, ArrowError> {
+    let fields: Vec<StringArray> = tables::SOURCE_COLUMNS
+        .iter()
+        .map(|n| strings(raw, n))
+        .collect::<Result<_, _>>()?;
+    let error = strings(raw, "_error")?;
+    let rows = raw.num_rows();
+
+    let clean_def = tables::clean_events();
+    let mut event_id = Int64Builder::with_capacity(rows);
+    let mut event_time = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+    let mut event_type = StringBuilder::with_capacity(rows, rows * 5);
+    let mut product_id = Int64Builder::with_capacity(rows);
+    let mut category_id = Int64Builder::with_capacity(rows);
+    let mut category_code = StringBuilder::with_capacity(rows, rows * 16);
+    let mut brand = StringBuilder::with_capacity(rows, rows * 8);
+    let mut price = Decimal128Builder::with_capacity(rows).with_precision_and_scale(10, 2)?;
+    let mut user_id = Int64Builder::with_capacity(rows);
+    let mut session = StringBuilder::with_capacity(rows, rows * 36);
+    let mut event_date = Date32Builder::with_capacity(rows);
+
+    let mut reject_rows: Vec<u32> = Vec::new();
+    let mut reasons = StringBuilder::new();
+    let mut details = StringBuilder::new();
+
+    for i in 0..rows {
+        if !error.is_null(i) {
+            reject_rows.push(i as u32);
+            reasons.append_value(RejectReason::MalformedRow.code());
+            details.append_value(format!(
+                "line could not be split into 9 fields ({})",
+                error.value(i)
+            ));
+            continue;
+        }
+        let get = |c: usize| {
+            if fields[c].is_null(i) {
+                ""
+            } else {
+                fields[c].value(i)
+            }
+        };
+        let f = RawFields {
+            event_time: get(0),
+            event_type: get(1),
+            product_id: get(2),
+            category_id: get(3),
+            category_code: get(4),
+            brand: get(5),
+            price: get(6),
+            user_id: get(7),
+            user_session: get(8),
+        };
+        match check(&f) {
+            Ok(e) => {
+                event_id.append_value(e.event_id);
+                event_time.append_value(e.event_time_micros);
+                event_type.append_value(e.event_type);
+                product_id.append_value(e.product_id);
+                category_id.append_value(e.category_id);
+                category_code.append_value(e.category_code);
+                brand.append_value(e.brand);
+                price.append_value(e.price_cents);
+                user_id.append_value(e.user_id);
+                session.append_value(e.user_session);
+                event_date.append_value(e.event_date);
+            }
+            Err(r) => {
+                reject_rows.push(i as u32);
+                reasons.append_value(r.reason.code());
+                details.append_value(r.detail);
+            }
+        }
+    }
+
+    let valid_columns: Vec<ArrayRef> = vec![
+        Arc::new(event_id.finish()),
+        Arc::new(event_time.finish()),
+        Arc::new(event_type.finish()),
+        Arc::new(product_id.finish()),
+        Arc::new(category_id.finish()),
+        Arc::new(category_code.finish()),
+        Arc::new(brand.finish()),
+        Arc::new(price.finish()),
+        Arc::new(user_id.finish()),
+        Arc::new(session.finish()),
+        Arc::new(event_date.finish()),
+    ];
+    let valid = RecordBatch::try_new(clean_def.arrow_schema(), valid_columns)?;
+
+    let rejects_def = tables::clean_rejects();
+    let indices = UInt32Array::from(reject_rows);
+    let mut reject_columns: Vec<ArrayRef> =
+        vec![Arc::new(reasons.finish()), Arc::new(details.finish())];
+    for field in rejects_def.arrow_schema().fields().iter().skip(2) {
+        let source = column(raw, field.name(), field.data_type())?;
+        reject_columns.push(take(&source, &indices, None)?);
+    }
+    let rejects = RecordBatch::try_new(rejects_def.arrow_schema(), reject_columns)?;
+    Ok(Split { valid, rejects })
+}

@@ -1,0 +1,18 @@
+//! shoplake's pipeline: `raw -> clean -> model`, incremental and idempotent.
+//!
+//! - [`plan`] works out which `event_date` partitions must be rebuilt and why.
+//! - [`clean`] types raw rows, quarantines failures with a reason and removes exact duplicates.
+//! - [`model`] builds the star schema: the fact table per day, the dimensions from the facts.
+//! - [`run`] executes a plan, commits each partition atomically and records the run.
+
+#![deny(missing_docs)]
+
+pub mod clean;
+pub mod error;
+pub mod model;
+pub mod plan;
+pub mod run;
+
+pub use error::{PipelineError, Result};
+pub use plan::{DayReason, PlannedDay, RunPlan, Selection};
+pub use run::{DayReport, RunOptions, RunReport, run};
