@@ -11,13 +11,15 @@ use crate::output::write_batches;
 use crate::progress::Bars;
 
 /// Rows per layer, from the tables themselves.
-const LAYERS: &str = "SELECT 'raw.events' AS table_name, COUNT(*) AS rows FROM raw.events
-UNION ALL SELECT 'clean.events', COUNT(*) FROM clean.events
-UNION ALL SELECT 'clean.rejects', COUNT(*) FROM clean.rejects
-UNION ALL SELECT 'model.fact_user_events', COUNT(*) FROM model.fact_user_events
-UNION ALL SELECT 'model.dim_sessions', COUNT(*) FROM model.dim_sessions
-UNION ALL SELECT 'model.dim_users', COUNT(*) FROM model.dim_users
-UNION ALL SELECT 'model.dim_products', COUNT(*) FROM model.dim_products";
+const LAYERS: &str = "SELECT table_name, rows FROM (
+  SELECT 1 AS k, 'raw.events' AS table_name, COUNT(*) AS rows FROM raw.events
+  UNION ALL SELECT 2, 'clean.events', COUNT(*) FROM clean.events
+  UNION ALL SELECT 3, 'clean.rejects', COUNT(*) FROM clean.rejects
+  UNION ALL SELECT 4, 'model.fact_user_events', COUNT(*) FROM model.fact_user_events
+  UNION ALL SELECT 5, 'model.dim_sessions', COUNT(*) FROM model.dim_sessions
+  UNION ALL SELECT 6, 'model.dim_users', COUNT(*) FROM model.dim_users
+  UNION ALL SELECT 7, 'model.dim_products', COUNT(*) FROM model.dim_products)
+ORDER BY k";
 
 /// Session funnel: of all sessions, how many viewed, carted, purchased.
 pub const FUNNEL: &str = "SELECT COUNT(*) AS sessions,
