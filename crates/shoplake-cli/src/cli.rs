@@ -69,9 +69,15 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Bring clean and model tables up to date with raw (only the days that changed).
     Run(RunArgs),
+    /// Evaluate the quality checks on the published tables (all, or one) and store the results
+    /// in quality.results. Exit code 3 when a check of severity error fails.
+    Check(CheckArgs),
     /// Run a read-only SQL query over the lake's tables (raw.events, clean.events, model.*, ...).
     #[command(visible_alias = "sql")]
     Query(QueryArgs),
+    /// Profile an export (CSV / CSV.gz) or a lake table: nulls, duplicates, distributions,
+    /// suggested cleaning rules. Exact unless --sample or --approx is given.
+    Profile(ProfileArgs),
     /// Show every table (version, partitions, rows, last update) and the latest runs.
     Status(StatusArgs),
     /// Write the data dictionary (docs/data_dictionary.md) from the table definitions.
@@ -140,6 +146,14 @@ pub struct RunArgs {
     pub dry_run: bool,
 }
 
+/// `shoplake check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Only the checks of this table (e.g. clean.events).
+    #[arg(value_name = "TABLE")]
+    pub table: Option<String>,
+}
+
 /// Output format of query results.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -162,6 +176,43 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+/// Output format of a profile.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProfileFormat {
+    /// Text tables for a terminal.
+    Table,
+    /// Markdown.
+    Md,
+    /// One JSON document.
+    Json,
+    /// One self-contained HTML page with charts (opens offline).
+    Html,
+}
+
+/// `shoplake profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// A CSV / CSV.gz export, or a lake table such as raw.events or model.fact_user_events.
+    #[arg(value_name = "PATH|TABLE")]
+    pub target: String,
+    /// Profile a reproducible random sample of this fraction of rows (0 < F <= 1); figures
+    /// are then estimates and say so.
+    #[arg(long, value_name = "FRACTION")]
+    pub sample: Option<f64>,
+    /// Seed of the sample: the same seed draws the same rows.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Count distinct values with a sketch (faster, bounded memory, approximate).
+    #[arg(long)]
+    pub approx: bool,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = ProfileFormat::Table)]
+    pub format: ProfileFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `shoplake status`.

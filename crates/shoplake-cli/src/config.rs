@@ -5,17 +5,20 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+use shoplake_quality::checks::{Check, ChecksConfig};
 
 use crate::cli::Cli;
 
 /// The contents of `shoplake.toml` (every key optional).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Lake location.
     pub lake: Option<String>,
     /// Memory budget, e.g. "2GiB".
     pub memory_limit: Option<String>,
+    /// Quality checks (`builtin_checks`, `[[checks]]`).
+    #[serde(flatten)]
+    pub checks: ChecksConfig,
 }
 
 /// Resolved settings.
@@ -25,6 +28,8 @@ pub struct Settings {
     pub lake: String,
     /// Memory budget in bytes.
     pub memory_limit: usize,
+    /// Checks in force: built-ins plus declared ones.
+    pub checks: Vec<Check>,
 }
 
 impl Settings {
@@ -44,7 +49,12 @@ impl Settings {
             Some(text) => parse_size(&text)?,
             None => shoplake_lake::lake::DEFAULT_MEMORY_LIMIT,
         };
-        Ok(Settings { lake, memory_limit })
+        let checks = file.checks.resolve()?;
+        Ok(Settings {
+            lake,
+            memory_limit,
+            checks,
+        })
     }
 }
 

@@ -19,6 +19,8 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// The command was used wrongly (bad argument, missing input).
     pub const USAGE: u8 = 2;
+    /// A quality check of severity `error` failed.
+    pub const GATE: u8 = 3;
 }
 
 /// An error that carries its exit code.
@@ -36,6 +38,14 @@ impl<E: Into<anyhow::Error>> From<E> for Exit {
             code: exit::FAILURE,
             error: error.into(),
         }
+    }
+}
+
+/// A failed quality gate (exit code 3).
+pub fn gate(error: impl Into<anyhow::Error>) -> Exit {
+    Exit {
+        code: exit::GATE,
+        error: error.into(),
     }
 }
 
@@ -97,9 +107,11 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
     match &cli.command {
         Command::Demo(args) => commands::demo::run(&lake, &settings, args, &bars, cli.quiet).await,
         Command::Ingest(args) => commands::ingest::run(&lake, args, &bars, cli.quiet).await,
-        Command::Run(args) => commands::run::run(&lake, args, &bars).await,
+        Command::Run(args) => commands::run::run(&lake, &settings, args, &bars).await,
+        Command::Check(args) => commands::check::run(&lake, &settings, args).await,
         Command::Query(args) => commands::query::run(&lake, args).await,
         Command::Status(args) => commands::status::run(&lake, args).await,
+        Command::Profile(args) => commands::profile::run(&lake, args, &bars).await,
         Command::Generate(_) | Command::Docs(_) => unreachable!("handled above"),
     }
 }

@@ -36,7 +36,7 @@ impl SqlCatalog {
         let catalog = ctx
             .catalog("datafusion")
             .ok_or_else(|| LakeError::Inconsistent("default catalog missing".into()))?;
-        for layer in ["raw", "clean", "model", "meta"] {
+        for layer in ["raw", "clean", "model", "meta", "quality"] {
             catalog.register_schema(layer, Arc::new(MemorySchemaProvider::new()))?;
         }
         let mut registered = Vec::new();

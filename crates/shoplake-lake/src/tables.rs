@@ -174,7 +174,7 @@ fn lineage_columns() -> Vec<ColumnDef> {
             "_error",
             DataType::Utf8,
             true,
-            "Why the line could not be split into the nine fields (`wrong_field_count`, `invalid_utf8`); null for a well-formed line.",
+            "Why the line could not be split into the nine fields (`wrong_field_count`, `invalid_utf8`, `line_too_long` for a line over 1 MiB); null for a well-formed line.",
             "ingest",
         ),
         col(
@@ -213,7 +213,7 @@ pub fn raw_events() -> TableDef {
     let mut columns = raw_source_columns();
     columns.extend(lineage_columns());
     columns.push(event_date_col(
-        "date part of event_time; for a line without a valid date, the last valid date before it in the same file",
+        "date part of event_time; for a line without a valid date, the last valid date before it in the same file (lines before the first dated line take the first date after them; 1970-01-01 when the file has no date at all)",
     ));
     TableDef {
         layer: "raw",
@@ -845,7 +845,14 @@ pub fn meta_ingests() -> TableDef {
                 "batch_id",
                 DataType::Utf8,
                 false,
-                "Content hash of the file (xxh3-128, hex); key.",
+                "Hash of the file's bytes as stored (xxh3-128, hex); key, and `_batch_id` of its rows.",
+                "ingest",
+            ),
+            col(
+                "content_hash",
+                DataType::Utf8,
+                false,
+                "xxh3-128 (hex) of the file's decompressed text: the same export compressed differently has the same hash and is not ingested twice.",
                 "ingest",
             ),
             col(
@@ -1017,6 +1024,68 @@ pub fn meta_run_days() -> TableDef {
     }
 }
 
+/// `quality.results`: the outcome of every check of every run.
+pub fn quality_results() -> TableDef {
+    let t = |name, description| col(name, DataType::Utf8, false, description, "checks");
+    TableDef {
+        layer: "quality",
+        name: "results",
+        partition_by: None,
+        grain: "one check evaluated on one table (or one day partition of it) by one run",
+        description: "Every check result of every run and of `shoplake check`: what was checked, whether it passed, what was observed against which threshold, and a sample of failing rows.",
+        columns: vec![
+            t(
+                "run_id",
+                "Run (or `check-...` for `shoplake check`) that evaluated the check.",
+            ),
+            col(
+                "checked_at",
+                timestamp_utc(),
+                false,
+                "When the check was evaluated.",
+                "checks",
+            ),
+            t("table_name", "Table checked (`layer.table`)."),
+            col(
+                EVENT_DATE,
+                DataType::Date32,
+                true,
+                "Day partition checked; null when the whole table was checked.",
+                "checks",
+            ),
+            t("check_name", "Name of the check (unique per table)."),
+            t(
+                "kind",
+                "not_null, unique, accepted_values, range, row_count, freshness, referential, schema, row_accounting or custom_sql.",
+            ),
+            t(
+                "severity",
+                "`error` (blocks publishing) or `warn` (recorded only).",
+            ),
+            col(
+                "passed",
+                DataType::Boolean,
+                false,
+                "Whether the check passed.",
+                "checks",
+            ),
+            t(
+                "observed",
+                "What was measured (a count of offending rows, a row count, a timestamp...).",
+            ),
+            t("threshold", "What was required."),
+            t(
+                "failing_sample",
+                "Up to 5 offending rows as JSON lines; empty when passed.",
+            ),
+            t(
+                "published",
+                "Whether the checked data was published (`yes`, `no`, or `-` for checks on published data).",
+            ),
+        ],
+    }
+}
+
 /// Every table of the lake, in dependency order.
 pub fn all() -> Vec<TableDef> {
     vec![
@@ -1032,6 +1101,7 @@ pub fn all() -> Vec<TableDef> {
         meta_ingests(),
         meta_runs(),
         meta_run_days(),
+        quality_results(),
     ]
 }
 

@@ -3,12 +3,14 @@
 //! - [`plan`] works out which `event_date` partitions must be rebuilt and why.
 //! - [`clean`] types raw rows, quarantines failures with a reason and removes exact duplicates.
 //! - [`model`] builds the star schema: the fact table per day, the dimensions from the facts.
+//! - [`gates`] evaluates the quality checks on what a run is about to publish.
 //! - [`run`] executes a plan, commits each partition atomically and records the run.
 
 #![deny(missing_docs)]
 
 pub mod clean;
 pub mod error;
+pub mod gates;
 pub mod model;
 pub mod plan;
 pub mod run;

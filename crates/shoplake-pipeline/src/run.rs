@@ -5,7 +5,7 @@
 //! leaves each partition either old or new, and the next run replans the same days and
 //! rebuilds them to the same content.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,11 +18,14 @@ use shoplake_lake::datafusion::datasource::MemTable;
 use shoplake_lake::datafusion::prelude::{DataFrame, SessionContext};
 use shoplake_lake::deltalake::kernel::transaction::CommitProperties;
 use shoplake_lake::partitions::partition_files;
+use shoplake_lake::tables::TableDef;
 use shoplake_lake::write::{WriteMode, date_to_days, write_table};
 use shoplake_lake::{Lake, Progress, SqlCatalog, tables};
+use shoplake_quality::checks::{Check, CheckOutcome, DayAccounting, write_results};
 
 use crate::clean::clean_day;
 use crate::error::{PipelineError, Result};
+use crate::gates;
 use crate::model::{dim_time, dimensions, fact_user_events};
 use crate::plan::{DayReason, RunPlan, Selection, plan};
 
@@ -33,6 +36,8 @@ pub struct RunOptions {
     pub selection: Selection,
     /// Only plan; write nothing.
     pub dry_run: bool,
+    /// Checks that gate publishing (default: the built-in checks).
+    pub checks: Vec<Check>,
 }
 
 impl Default for RunOptions {
@@ -40,6 +45,7 @@ impl Default for RunOptions {
         RunOptions {
             selection: Selection::Incremental,
             dry_run: false,
+            checks: shoplake_quality::checks::builtin(),
         }
     }
 }
@@ -59,6 +65,8 @@ pub struct DayReport {
     pub duplicates: u64,
     /// Rows quarantined.
     pub rejected: u64,
+    /// Fact rows written.
+    pub fact_rows: u64,
     /// Wall time of the day.
     pub seconds: f64,
 }
@@ -80,9 +88,32 @@ pub struct RunReport {
     pub seconds: f64,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// Every check evaluated, with whether the data it checked was published.
+    pub checks: Vec<(CheckOutcome, String)>,
+    /// Days not published because an `error` check failed on them.
+    pub blocked_days: Vec<NaiveDate>,
+    /// Whether the dimensions were not published because an `error` check failed.
+    pub dimensions_blocked: bool,
 }
 
 impl RunReport {
+    /// Whether an `error` check stopped something from being published (exit code 3).
+    pub fn gate_failed(&self) -> bool {
+        !self.blocked_days.is_empty() || self.dimensions_blocked
+    }
+
+    /// The failed checks, errors first.
+    pub fn failures(&self) -> Vec<&CheckOutcome> {
+        let mut failed: Vec<&CheckOutcome> = self
+            .checks
+            .iter()
+            .map(|(o, _)| o)
+            .filter(|o| !o.passed)
+            .collect();
+        failed.sort_by_key(|o| o.check.severity != shoplake_quality::checks::Severity::Error);
+        failed
+    }
+
     /// Sum of a per-day figure.
     pub fn total(&self, f: impl Fn(&DayReport) -> u64) -> u64 {
         self.days.iter().map(f).sum()
@@ -128,6 +159,21 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
     }
     report.run_id = new_run_id(started_at);
     let ctx = catalog.context();
+    let day_checks: Vec<&Check> = options
+        .checks
+        .iter()
+        .filter(|c| !c.runs_with_dimensions())
+        .collect();
+    // Rows per published clean day, for the row_count check's trailing median.
+    let mut clean_day_rows: BTreeMap<NaiveDate, u64> =
+        match lake.load(&tables::clean_events()).await? {
+            Some(t) => partition_files(&t)
+                .await?
+                .into_values()
+                .map(|p| (p.date, p.rows.unwrap_or(0)))
+                .collect(),
+            None => BTreeMap::new(),
+        };
 
     let total_raw: u64 = plan
         .days
@@ -140,54 +186,88 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
         let day_started = Instant::now();
         let cleaned = clean_day(ctx, day.date).await?;
         let (clean_rows, rejected) = (cleaned.clean_rows(), cleaned.rejected());
-        if cleaned.raw_rows != clean_rows + cleaned.duplicates + rejected {
-            return Err(PipelineError::Accounting {
-                date: day.date,
-                raw: cleaned.raw_rows,
-                clean: clean_rows,
-                duplicates: cleaned.duplicates,
-                rejected,
-            });
-        }
-        let replace = || WriteMode::ReplaceDates(vec![day.date]);
         let fact = fact_user_events::from_clean(ctx, cleaned.clean.clone()).await?;
         let clean_df = batches_frame(ctx, tables::clean_events().arrow_schema(), cleaned.clean)?;
-        write_table(
-            lake,
-            &tables::clean_events(),
-            clean_df,
-            replace(),
-            CommitProperties::default(),
-        )
-        .await?;
         let rejects_df =
             batches_frame(ctx, tables::clean_rejects().arrow_schema(), cleaned.rejects)?;
-        write_table(
+
+        // Gate: the day's checks run on exactly the rows about to be published.
+        gates::register_candidates(
+            ctx,
+            &[
+                (tables::clean_events(), clean_df.clone()),
+                (tables::clean_rejects(), rejects_df.clone()),
+                (tables::fact_user_events(), fact.clone()),
+            ],
+        )?;
+        let accounting = DayAccounting {
+            date: day.date,
+            raw: cleaned.raw_rows,
+            clean: clean_rows,
+            duplicates: cleaned.duplicates,
+            rejected,
+        };
+        let trailing = |n: u32| -> Vec<u64> {
+            let from = day.date - chrono::Duration::days(i64::from(n));
+            from.iter_days()
+                .take_while(|d| *d < day.date)
+                .map(|d| clean_day_rows.get(&d).copied().unwrap_or(0))
+                .collect()
+        };
+        let outcomes =
+            gates::evaluate_day(ctx, &day_checks, day.date, accounting, &trailing).await?;
+        let blocked = outcomes.iter().any(CheckOutcome::blocks);
+        let published = if blocked { "no" } else { "yes" };
+        report
+            .checks
+            .extend(outcomes.into_iter().map(|o| (o, published.to_string())));
+        progress.advance(cleaned.raw_rows);
+        if blocked {
+            report.blocked_days.push(day.date);
+            continue;
+        }
+
+        let replace = || WriteMode::ReplaceDates(vec![day.date]);
+        let commit = CommitProperties::default;
+        let clean_table =
+            write_table(lake, &tables::clean_events(), clean_df, replace(), commit()).await?;
+        let rejects_table = write_table(
             lake,
             &tables::clean_rejects(),
             rejects_df,
             replace(),
-            CommitProperties::default(),
+            commit(),
         )
         .await?;
-        write_table(
-            lake,
-            &tables::fact_user_events(),
-            fact,
-            replace(),
-            CommitProperties::default(),
-        )
-        .await?;
+        let fact_table =
+            write_table(lake, &tables::fact_user_events(), fact, replace(), commit()).await?;
+
+        // Verify what was committed, from the tables' own statistics.
+        let written_clean = rows_of_day(&clean_table, day.date).await?;
+        let written_rejects = rows_of_day(&rejects_table, day.date).await?;
+        let fact_rows = rows_of_day(&fact_table, day.date).await?;
+        if cleaned.raw_rows != written_clean + cleaned.duplicates + written_rejects
+            || fact_rows != written_clean
+        {
+            return Err(PipelineError::Accounting {
+                date: day.date,
+                raw: cleaned.raw_rows,
+                clean: written_clean,
+                duplicates: cleaned.duplicates,
+                rejected: written_rejects,
+            });
+        }
+        clean_day_rows.insert(day.date, written_clean);
         let seconds = day_started.elapsed().as_secs_f64();
         clean_seconds += seconds;
-        progress.advance(cleaned.raw_rows);
         report.days.push(DayReport {
             date: day.date,
             reason: day.reason,
             raw_rows: cleaned.raw_rows,
-            clean_rows,
+            clean_rows: written_clean,
             duplicates: cleaned.duplicates,
-            rejected,
+            rejected: written_rejects,
+            fact_rows,
             seconds,
         });
     }
@@ -198,40 +278,39 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
     ));
     report.steps.push(("clean + fact".into(), clean_seconds));
 
-    let dims_started = Instant::now();
-    rebuild_dimensions(lake, &mut report, progress).await?;
-    report
-        .steps
-        .push(("dimensions".into(), dims_started.elapsed().as_secs_f64()));
+    if !report.days.is_empty() {
+        let dims_started = Instant::now();
+        rebuild_dimensions(lake, &options.checks, &mut report, progress).await?;
+        report
+            .steps
+            .push(("dimensions".into(), dims_started.elapsed().as_secs_f64()));
+    }
 
     report.seconds = started.elapsed().as_secs_f64();
     record_run(lake, &report, &options.selection, started_at).await?;
     Ok(report)
 }
 
-/// Rebuilds every dimension from the fact table as it is now.
+/// Rows of one day partition of a table just written, from its statistics.
+async fn rows_of_day(table: &shoplake_lake::deltalake::DeltaTable, date: NaiveDate) -> Result<u64> {
+    let days = partition_files(table).await?;
+    Ok(days.get(&date).and_then(|p| p.rows).unwrap_or(0))
+}
+
+/// Rebuilds every dimension from the fact table as it is now; publishes them only when no
+/// `error` check on them (or on the fact's keys) fails.
 async fn rebuild_dimensions(
     lake: &Lake,
+    checks: &[Check],
     report: &mut RunReport,
     progress: &dyn Progress,
 ) -> Result<()> {
     let catalog = SqlCatalog::open(lake).await?;
     let dims = dimensions::all();
-    progress.start("dimensions", Some(dims.len() as u64 + 1), "tables");
+    progress.start("dimensions", Some(dims.len() as u64 + 2), "steps");
+    let mut candidates: Vec<(TableDef, DataFrame)> = Vec::new();
     for dim in dims {
-        let df = catalog.sql(&dim.sql).await?;
-        let table = write_table(
-            lake,
-            &dim.def,
-            df,
-            WriteMode::Overwrite,
-            CommitProperties::default(),
-        )
-        .await?;
-        report
-            .dimensions
-            .push((dim.def.qualified_name(), table_rows(&table).await?));
-        progress.advance(1);
+        candidates.push((dim.def, catalog.sql(&dim.sql).await?));
     }
     let fact = lake.load_or_create(&tables::fact_user_events()).await?;
     let event_days: BTreeSet<NaiveDate> = partition_files(&fact)
@@ -241,28 +320,44 @@ async fn rebuild_dimensions(
         .map(|p| p.date)
         .collect();
     let calendar = dim_time::calendar(&event_days)?;
-    let rows = calendar.num_rows() as u64;
-    let ctx = lake.session();
-    let df = batches_frame(&ctx, tables::dim_time().arrow_schema(), vec![calendar])?;
-    write_table(
-        lake,
-        &tables::dim_time(),
-        df,
-        WriteMode::Overwrite,
-        CommitProperties::default(),
-    )
-    .await?;
-    report
-        .dimensions
-        .push((tables::dim_time().qualified_name(), rows));
+    let ctx = catalog.context();
+    candidates.push((
+        tables::dim_time(),
+        batches_frame(ctx, tables::dim_time().arrow_schema(), vec![calendar])?,
+    ));
+
+    // Gate: the dimensions as rebuilt, with the published fact and other tables.
+    gates::register_candidates(ctx, &candidates)?;
+    let dim_checks: Vec<&Check> = checks.iter().filter(|c| c.runs_with_dimensions()).collect();
+    let outcomes = gates::evaluate_tables(ctx, &dim_checks).await?;
     progress.advance(1);
+    let blocked = outcomes.iter().any(CheckOutcome::blocks);
+    let published = if blocked { "no" } else { "yes" };
+    report
+        .checks
+        .extend(outcomes.into_iter().map(|o| (o, published.to_string())));
+    if blocked {
+        report.dimensions_blocked = true;
+        progress.finish("dimensions not published: a check failed");
+        return Ok(());
+    }
+    for (def, df) in candidates {
+        let table = write_table(
+            lake,
+            &def,
+            df,
+            WriteMode::Overwrite,
+            CommitProperties::default(),
+        )
+        .await?;
+        report.dimensions.push((
+            def.qualified_name(),
+            shoplake_lake::partitions::table_rows(&table).await?,
+        ));
+        progress.advance(1);
+    }
     progress.finish("dimensions rebuilt");
     Ok(())
-}
-
-/// Rows of a table, from its file statistics.
-async fn table_rows(table: &shoplake_lake::deltalake::DeltaTable) -> Result<u64> {
-    Ok(shoplake_lake::partitions::table_rows(table).await?)
 }
 
 async fn record_run(
@@ -341,7 +436,7 @@ async fn record_run(
             .collect::<std::collections::BTreeMap<_, _>>(),
     )
     .unwrap_or_default();
-    let fact_rows = report.total(|d| d.clean_rows);
+    let fact_rows = report.total(|d| d.fact_rows);
     let run = RecordBatch::try_new(
         tables::meta_runs().arrow_schema(),
         vec![
@@ -368,6 +463,12 @@ async fn record_run(
         ],
     )?;
     let df = batches_frame(&ctx, run.schema(), vec![run])?;
+    let outcomes: Vec<(CheckOutcome, &str)> = report
+        .checks
+        .iter()
+        .map(|(o, p)| (o.clone(), p.as_str()))
+        .collect();
+    write_results(lake, &report.run_id, finished_at, &outcomes).await?;
     write_table(
         lake,
         &tables::meta_runs(),

@@ -218,6 +218,7 @@ async fn runs_and_ingests_are_idempotent() {
         &RunOptions {
             selection: Selection::Dates([day].into()),
             dry_run: false,
+            ..RunOptions::default()
         },
         &NoProgress,
     )
@@ -234,6 +235,7 @@ async fn runs_and_ingests_are_idempotent() {
         &RunOptions {
             selection: range,
             dry_run: false,
+            ..RunOptions::default()
         },
         &NoProgress,
     )
@@ -250,6 +252,7 @@ async fn runs_and_ingests_are_idempotent() {
         &RunOptions {
             selection: Selection::Dates([day].into()),
             dry_run: true,
+            ..RunOptions::default()
         },
         &NoProgress,
     )

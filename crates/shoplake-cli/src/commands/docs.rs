@@ -2,11 +2,23 @@
 
 use anyhow::Context;
 
+use shoplake_lake::dictionary::Guard;
+
 use crate::Exit;
 use crate::cli::DocsArgs;
 
+/// The dictionary documents the built-in checks (a project's own `[[checks]]` live in its
+/// shoplake.toml, next to the lake, not in the code).
 pub fn run(args: &DocsArgs) -> Result<(), Exit> {
-    let text = shoplake_lake::dictionary::markdown();
+    let guards: Vec<Guard> = shoplake_quality::checks::builtin()
+        .iter()
+        .map(|c| Guard {
+            table: c.table.clone(),
+            columns: c.kind.columns().iter().map(|s| s.to_string()).collect(),
+            text: format!("`{}` ({}): {}", c.name, c.severity, c.kind.describe()),
+        })
+        .collect();
+    let text = shoplake_lake::dictionary::markdown(&guards);
     if args.check {
         let current = std::fs::read_to_string(&args.out).unwrap_or_default();
         if current != text {

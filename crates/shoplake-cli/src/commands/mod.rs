@@ -1,9 +1,11 @@
 //! One module per verb.
 
+pub mod check;
 pub mod demo;
 pub mod docs;
 pub mod generate;
 pub mod ingest;
+pub mod profile;
 pub mod query;
 pub mod run;
 pub mod status;

@@ -4,10 +4,16 @@ use shoplake_lake::Lake;
 use shoplake_pipeline::{RunOptions, RunReport, Selection, run as run_pipeline};
 
 use crate::cli::RunArgs;
+use crate::config::Settings;
 use crate::progress::Bars;
-use crate::{Exit, usage};
+use crate::{Exit, gate, usage};
 
-pub async fn run(lake: &Lake, args: &RunArgs, bars: &Bars) -> Result<(), Exit> {
+pub async fn run(
+    lake: &Lake,
+    settings: &Settings,
+    args: &RunArgs,
+    bars: &Bars,
+) -> Result<(), Exit> {
     let selection = match (args.date, args.from, args.to) {
         (Some(d), _, _) => Selection::Dates([d].into()),
         (None, Some(from), Some(to)) => Selection::range(from, to).map_err(usage)?,
@@ -16,9 +22,34 @@ pub async fn run(lake: &Lake, args: &RunArgs, bars: &Bars) -> Result<(), Exit> {
     let options = RunOptions {
         selection,
         dry_run: args.dry_run,
+        checks: settings.checks.clone(),
     };
     let report = run_pipeline(lake, &options, bars).await?;
     print_report(&report);
+    gate_verdict(&report)
+}
+
+/// Prints failed checks; a failed `error` check is exit code 3.
+pub fn gate_verdict(report: &RunReport) -> Result<(), Exit> {
+    let failures = report.failures();
+    if !failures.is_empty() {
+        println!("\nfailed checks:");
+        crate::commands::check::print_failures(&failures);
+    }
+    if report.gate_failed() {
+        let mut held = Vec::new();
+        if !report.blocked_days.is_empty() {
+            let days: Vec<String> = report.blocked_days.iter().map(|d| d.to_string()).collect();
+            held.push(format!("day(s) {}", days.join(", ")));
+        }
+        if report.dimensions_blocked {
+            held.push("the dimensions".to_string());
+        }
+        return Err(gate(anyhow::anyhow!(
+            "quality gate failed: {} not published (readers still see the previous version); see `shoplake query \"SELECT * FROM quality.results WHERE NOT passed\"`",
+            held.join(" and ")
+        )));
+    }
     Ok(())
 }
 
@@ -45,6 +76,10 @@ pub fn print_report(report: &RunReport) {
         }
         return;
     }
+    if report.days.is_empty() {
+        println!("no day published");
+        return;
+    }
     println!(
         "{:<12} {:>11} {:>11} {:>10} {:>9}  why",
         "day", "raw", "clean", "duplicates", "rejected"
@@ -68,6 +103,10 @@ pub fn print_report(report: &RunReport) {
         .iter()
         .map(|(name, rows)| format!("{name} {rows}"))
         .collect();
-    println!("dimensions rebuilt: {}", dims.join(", "));
+    if dims.is_empty() {
+        println!("dimensions not rebuilt");
+    } else {
+        println!("dimensions rebuilt: {}", dims.join(", "));
+    }
     println!("run {} finished in {:.1}s", report.run_id, report.seconds);
 }

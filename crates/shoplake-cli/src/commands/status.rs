@@ -68,5 +68,24 @@ pub async fn run(lake: &Lake, args: &StatusArgs) -> Result<(), Exit> {
             OutputFormat::Table,
         )?;
     }
+    let failures = catalog
+        .sql(
+            "SELECT run_id, table_name, CAST(event_date AS VARCHAR) AS day, check_name, severity, observed, published \
+             FROM quality.results \
+             WHERE NOT passed AND checked_at = (SELECT MAX(checked_at) FROM quality.results) \
+             ORDER BY severity, table_name, day, check_name LIMIT 20",
+        )
+        .await?;
+    let schema = failures.schema().inner().clone();
+    let batches = failures.collect().await?;
+    if batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0 {
+        println!("\nfailed checks of the latest evaluation:");
+        write_batches(
+            &mut std::io::stdout().lock(),
+            &schema,
+            &batches,
+            OutputFormat::Table,
+        )?;
+    }
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! Finding and checking the files to ingest before anything is written.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::ingest::IngestError;
-use super::reader::{EXPECTED_HEADER, open_decoded};
+use super::reader::{EXPECTED_HEADER, MAX_LINE_BYTES, open_decoded, read_line_capped};
 
 /// A file that passed the pre-flight checks.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ fn check(path: &Path) -> Result<SourceFile, IngestError> {
     };
     let mut reader = BufReader::new(open_decoded(path, gzip).map_err(io)?);
     let mut first = Vec::new();
-    reader.read_until(b'\n', &mut first).map_err(io)?;
+    read_line_capped(&mut reader, &mut first, MAX_LINE_BYTES).map_err(io)?;
     let header = String::from_utf8_lossy(&first);
     let header = header
         .trim_start_matches('\u{feff}')
@@ -91,7 +91,7 @@ fn check(path: &Path) -> Result<SourceFile, IngestError> {
         });
     }
     let mut next = Vec::new();
-    let n = reader.read_until(b'\n', &mut next).map_err(io)?;
+    let (n, _) = read_line_capped(&mut reader, &mut next, MAX_LINE_BYTES).map_err(io)?;
     if n == 0 {
         return Err(IngestError::NoRows(path.to_path_buf()));
     }

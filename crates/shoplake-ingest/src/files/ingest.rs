@@ -3,17 +3,24 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
+use shoplake_lake::arrow::array::{Array, AsArray};
 use shoplake_lake::arrow::array::{
     Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
+use shoplake_lake::arrow::compute::cast;
+use shoplake_lake::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use shoplake_lake::arrow::error::ArrowError;
 use shoplake_lake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use shoplake_lake::deltalake::kernel::Transaction;
 use shoplake_lake::deltalake::kernel::transaction::CommitProperties;
-use shoplake_lake::write::{WriteMode, date_to_days, stream_to_dataframe, write_table};
+use shoplake_lake::write::{
+    WriteMode, date_to_days, days_to_date, stream_to_dataframe, write_table,
+};
 use shoplake_lake::{Lake, LakeError, Progress, tables};
 
 use super::discover::{SourceFile, discover};
@@ -157,6 +164,36 @@ pub async fn ingest_paths(
     Ok(report)
 }
 
+/// Batch id and content hash of every file already logged in `meta.ingests`.
+async fn logged_ingests(lake: &Lake) -> Result<Vec<(String, String)>, IngestError> {
+    let def = tables::meta_ingests();
+    let Some(table) = lake.load(&def).await? else {
+        return Ok(Vec::new());
+    };
+    let ctx = lake.session();
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| LakeError::delta(def.qualified_name(), e))?;
+    let provider = table.table_provider().await.map_err(LakeError::from)?;
+    let batches = ctx
+        .read_table(provider)
+        .and_then(|df| df.select_columns(&["batch_id", "content_hash"]))
+        .map_err(LakeError::from)?
+        .collect()
+        .await
+        .map_err(LakeError::from)?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let ids = cast(b.column(0), &DataType::Utf8).map_err(LakeError::from)?;
+        let hashes = cast(b.column(1), &DataType::Utf8).map_err(LakeError::from)?;
+        let (ids, hashes) = (ids.as_string::<i32>(), hashes.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            out.push((ids.value(i).to_string(), hashes.value(i).to_string()));
+        }
+    }
+    Ok(out)
+}
+
 async fn ingest_one(
     lake: &Lake,
     def: &tables::TableDef,
@@ -185,25 +222,35 @@ async fn ingest_one(
             .map_err(|e| LakeError::delta(def.qualified_name(), e))?,
         None => None,
     };
+    let logged = logged_ingests(lake).await?;
     if already.is_some() {
+        // A crash between the raw commit and its log row leaves the log short: mend it.
+        if !logged.iter().any(|(id, _)| id == &batch_id) {
+            repair_log(lake, file, &batch_id, &source).await?;
+        }
         return Ok(FileOutcome::AlreadyIngested { source, batch_id });
     }
 
     let ingested_at = Utc::now();
     let lineage = Lineage {
-        source: file
-            .path
-            .file_name()
-            .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned()),
+        source: lineage_name(&file.path),
         batch_id: batch_id.clone(),
         ingested_at_micros: ingested_at.timestamp_micros(),
     };
-    let reader = RawBatchReader::open(&file.path, file.gzip, lineage).map_err(read_err)?;
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let reader = RawBatchReader::open_counted(&file.path, file.gzip, lineage, bytes_read.clone())
+        .map_err(read_err)?;
     let schema = reader.schema();
 
     // The parser runs on a blocking thread and hands batches over a small channel, so memory
     // holds a few batches whatever the file size.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
+    // Set only when the parser read the whole file and its content is new. If the channel
+    // closes without it (a panic in the parser, the same text already ingested from another
+    // file), the stream ends with an error so that nothing is committed.
+    let finished = Arc::new(AtomicBool::new(false));
+    let parser_finished = finished.clone();
+    let known = logged.clone();
     let parser = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
         let mut failure = None;
@@ -211,17 +258,29 @@ async fn ingest_one(
             let batch = batch.inspect_err(|e| failure = Some(e.to_string()));
             let failed = batch.is_err();
             if tx.blocking_send(batch).is_err() || failed {
-                break;
+                return ParseEnd {
+                    stats: reader.stats().clone(),
+                    failure,
+                    content_hash: None,
+                };
             }
         }
-        (reader.stats().clone(), failure)
+        let content_hash = reader.content_hash();
+        if !known.iter().any(|(_, h)| h == &content_hash) {
+            parser_finished.store(true, Ordering::SeqCst);
+        }
+        ParseEnd {
+            stats: reader.stats().clone(),
+            failure,
+            content_hash: Some(content_hash),
+        }
     });
     progress.start(
         &format!("ingest {}", lineage_name(&file.path)),
         Some(file.bytes),
         "bytes",
     );
-    let rows_stream = tokio_stream_from(rx).map(move |b| {
+    let rows_stream = batches_until_finished(rx, finished.clone()).map(move |b| {
         b.map_err(|e| {
             shoplake_lake::datafusion::error::DataFusionError::ArrowError(Box::new(e), None)
         })
@@ -235,43 +294,168 @@ async fn ingest_one(
             ("shoplake.batch_id".to_string(), serde_json::json!(batch_id)),
             ("shoplake.source".to_string(), serde_json::json!(source)),
         ]);
-    let written = write_table(lake, def, input, WriteMode::Append, commit).await;
-    let (stats, failure) = parser
+    let write = write_table(lake, def, input, WriteMode::Append, commit);
+    tokio::pin!(write);
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(250));
+    let mut shown = 0u64;
+    let written = loop {
+        tokio::select! {
+            result = &mut write => break result,
+            _ = ticker.tick() => {
+                let now = bytes_read.load(Ordering::Relaxed);
+                progress.advance(now.saturating_sub(shown));
+                shown = now;
+            }
+        }
+    };
+    let end = parser
         .await
         .map_err(|e| read_err(std::io::Error::other(e)))?;
     // A read failure (corrupt gzip, I/O error) surfaces as a failed write: report its cause.
-    if let Some(reason) = failure {
+    if let Some(reason) = end.failure {
         return Err(IngestError::Read {
             path: file.path.clone(),
             reason,
         });
     }
+    if let Some(hash) = &end.content_hash
+        && !finished.load(Ordering::SeqCst)
+    {
+        progress.finish("already ingested");
+        let earlier = logged
+            .iter()
+            .find(|(_, h)| h == hash)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
+        return Ok(FileOutcome::AlreadyIngested {
+            source,
+            batch_id: earlier,
+        });
+    }
     let table = written?;
     let raw_version = table.version().unwrap_or(0) as i64;
     let seconds = started.elapsed().as_secs_f64();
-    progress.advance(file.bytes);
+    progress.advance(file.bytes.saturating_sub(shown));
     progress.finish(&format!(
         "{} rows, {} malformed",
-        stats.rows, stats.malformed
+        end.stats.rows, end.stats.malformed
     ));
-    log_ingest(
-        lake,
-        &batch_id,
-        &source,
-        &stats,
-        file.bytes,
+    let record = IngestRecord {
+        batch_id: &batch_id,
+        content_hash: end.content_hash.as_deref().unwrap_or_default(),
+        source: &source,
+        stats: &end.stats,
+        bytes: file.bytes,
         raw_version,
         ingested_at,
         seconds,
-    )
-    .await?;
+    };
+    log_ingest(lake, &record).await?;
     Ok(FileOutcome::Ingested {
         source,
         batch_id,
-        stats,
+        stats: end.stats,
         raw_version,
         seconds,
     })
+}
+
+/// How the parser thread ended.
+struct ParseEnd {
+    stats: ReadStats,
+    failure: Option<String>,
+    content_hash: Option<String>,
+}
+
+/// Writes the missing `meta.ingests` row of a batch that is in raw.events, from raw itself.
+async fn repair_log(
+    lake: &Lake,
+    file: &SourceFile,
+    batch_id: &str,
+    source: &str,
+) -> Result<(), IngestError> {
+    let read_err = |e: std::io::Error| IngestError::Read {
+        path: file.path.clone(),
+        reason: e.to_string(),
+    };
+    let def = tables::raw_events();
+    let Some(table) = lake.load(&def).await? else {
+        return Ok(());
+    };
+    let raw_version = table.version().unwrap_or(0) as i64;
+    let ctx = lake.session();
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| LakeError::delta(def.qualified_name(), e))?;
+    let provider = table.table_provider().await.map_err(LakeError::from)?;
+    ctx.register_table("raw_events", provider)
+        .map_err(LakeError::from)?;
+    let sql = format!(
+        "SELECT COUNT(*), COUNT(_error), MIN(event_date), MAX(event_date), \
+         CAST(MIN(_ingested_at) AS BIGINT) FROM raw_events WHERE _batch_id = '{batch_id}'"
+    );
+    let batches = ctx
+        .sql(&sql)
+        .await
+        .map_err(LakeError::from)?
+        .collect()
+        .await
+        .map_err(LakeError::from)?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(());
+    };
+    let int = |i: usize| -> Result<i64, IngestError> {
+        let c = cast(b.column(i), &DataType::Int64).map_err(LakeError::from)?;
+        let c = c.as_primitive::<Int64Type>();
+        Ok(if c.is_null(0) { 0 } else { c.value(0) })
+    };
+    let date = |i: usize| -> Result<Option<NaiveDate>, IngestError> {
+        let c = cast(b.column(i), &DataType::Date32).map_err(LakeError::from)?;
+        let c = c.as_primitive::<Date32Type>();
+        Ok((!c.is_null(0)).then(|| days_to_date(c.value(0))))
+    };
+    let stats = ReadStats {
+        rows: int(0)? as u64,
+        malformed: int(1)? as u64,
+        first_date: date(2)?,
+        last_date: date(3)?,
+    };
+    let ingested_at =
+        chrono::DateTime::<Utc>::from_timestamp_micros(int(4)?).unwrap_or_else(Utc::now);
+    let content_hash = {
+        let path = file.path.clone();
+        let gzip = file.gzip;
+        tokio::task::spawn_blocking(move || decompressed_hash(&path, gzip))
+            .await
+            .map_err(|e| read_err(std::io::Error::other(e)))?
+            .map_err(read_err)?
+    };
+    let record = IngestRecord {
+        batch_id,
+        content_hash: &content_hash,
+        source,
+        stats: &stats,
+        bytes: file.bytes,
+        raw_version,
+        ingested_at,
+        seconds: 0.0,
+    };
+    log_ingest(lake, &record).await
+}
+
+/// Hash of the decompressed text of a file, as [`RawBatchReader::content_hash`] computes it.
+fn decompressed_hash(path: &std::path::Path, gzip: bool) -> std::io::Result<String> {
+    let mut input = super::reader::open_decoded(path, gzip)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:032x}", hasher.digest128()))
 }
 
 fn lineage_name(path: &std::path::Path) -> String {
@@ -281,41 +465,64 @@ fn lineage_name(path: &std::path::Path) -> String {
     )
 }
 
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+/// The parser's batches; an error at the end unless the parser reported a complete read.
+fn batches_until_finished(
+    mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch, ArrowError>>,
+    finished: Arc<AtomicBool>,
+) -> impl futures::Stream<Item = Result<RecordBatch, ArrowError>> + Send {
+    let mut ended = false;
+    futures::stream::poll_fn(move |cx| {
+        if ended {
+            return std::task::Poll::Ready(None);
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Ready(None) => {
+                ended = true;
+                if finished.load(Ordering::SeqCst) {
+                    std::task::Poll::Ready(None)
+                } else {
+                    std::task::Poll::Ready(Some(Err(ArrowError::ExternalError(
+                        "the file reader stopped before the end of the file".into(),
+                    ))))
+                }
+            }
+            other => other,
+        }
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn log_ingest(
-    lake: &Lake,
-    batch_id: &str,
-    source: &str,
-    stats: &ReadStats,
+/// One row of `meta.ingests`.
+struct IngestRecord<'a> {
+    batch_id: &'a str,
+    content_hash: &'a str,
+    source: &'a str,
+    stats: &'a ReadStats,
     bytes: u64,
     raw_version: i64,
     ingested_at: chrono::DateTime<Utc>,
     seconds: f64,
-) -> Result<(), IngestError> {
+}
+
+async fn log_ingest(lake: &Lake, r: &IngestRecord<'_>) -> Result<(), IngestError> {
     let def = tables::meta_ingests();
     let days = |d: Option<NaiveDate>| d.map(date_to_days);
     let batch = RecordBatch::try_new(
         def.arrow_schema(),
         vec![
-            Arc::new(StringArray::from(vec![batch_id])),
-            Arc::new(StringArray::from(vec![source])),
-            Arc::new(Int64Array::from(vec![stats.rows as i64])),
-            Arc::new(Int64Array::from(vec![stats.malformed as i64])),
-            Arc::new(Int64Array::from(vec![bytes as i64])),
-            Arc::new(Date32Array::from(vec![days(stats.first_date)])),
-            Arc::new(Date32Array::from(vec![days(stats.last_date)])),
-            Arc::new(Int64Array::from(vec![raw_version])),
+            Arc::new(StringArray::from(vec![r.batch_id])),
+            Arc::new(StringArray::from(vec![r.content_hash])),
+            Arc::new(StringArray::from(vec![r.source])),
+            Arc::new(Int64Array::from(vec![r.stats.rows as i64])),
+            Arc::new(Int64Array::from(vec![r.stats.malformed as i64])),
+            Arc::new(Int64Array::from(vec![r.bytes as i64])),
+            Arc::new(Date32Array::from(vec![days(r.stats.first_date)])),
+            Arc::new(Date32Array::from(vec![days(r.stats.last_date)])),
+            Arc::new(Int64Array::from(vec![r.raw_version])),
             Arc::new(
-                TimestampMicrosecondArray::from(vec![ingested_at.timestamp_micros()])
+                TimestampMicrosecondArray::from(vec![r.ingested_at.timestamp_micros()])
                     .with_timezone("UTC"),
             ),
-            Arc::new(Float64Array::from(vec![seconds])),
+            Arc::new(Float64Array::from(vec![r.seconds])),
         ],
     )
     .map_err(LakeError::from)?;

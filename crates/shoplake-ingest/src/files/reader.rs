@@ -25,12 +25,92 @@ pub use shoplake_lake::tables::SOURCE_COLUMNS;
 pub const EXPECTED_HEADER: &str =
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
 
+/// Longest line kept whole; a longer line is a malformed row (`line_too_long`) whose
+/// `_raw_line` holds its first bytes. Guards memory against a file without line breaks.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads one line into `buf`, keeping at most `max` bytes of it; the rest of a longer line is
+/// read and discarded. Returns the bytes consumed and whether the line was cut.
+pub(crate) fn read_line_capped(
+    input: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut cut = false;
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            return Ok((consumed, cut));
+        }
+        let (chunk, found) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let room = max.saturating_sub(buf.len());
+        if chunk.len() > room {
+            cut = true;
+        }
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = chunk.len();
+        input.consume(used);
+        consumed += used;
+        if found {
+            return Ok((consumed, cut));
+        }
+    }
+}
+
 /// Day given to malformed lines of a file in which no line has a valid date.
 const FALLBACK_DATE: (i32, u32, u32) = (1970, 1, 1);
 
+/// Passes bytes through while hashing them (xxh3-128), so the content hash of a file's
+/// decompressed text comes for free with reading it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: std::sync::Arc<std::sync::Mutex<xxhash_rust::xxh3::Xxh3>>,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut h) = self.hasher.lock() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// Counts the bytes read from the file as stored (before inflating), for progress.
+struct CountingReader<R> {
+    inner: R,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Opens a file, inflating it when `gzip` (multi-member gzip streams are read whole).
 pub fn open_decoded(path: &Path, gzip: bool) -> std::io::Result<Box<dyn Read + Send>> {
-    let file = File::open(path)?;
+    open_counted(path, gzip, Default::default())
+}
+
+/// Like [`open_decoded`], adding the bytes read from disk to `count`.
+pub fn open_counted(
+    path: &Path,
+    gzip: bool,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> std::io::Result<Box<dyn Read + Send>> {
+    let file = CountingReader {
+        inner: File::open(path)?,
+        count,
+    };
     Ok(if gzip {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
             1 << 20,
@@ -69,6 +149,7 @@ pub struct Lineage {
 /// I/O error (unreadable file, corrupt gzip) ends it with an error.
 pub struct RawBatchReader {
     input: Box<dyn BufRead + Send>,
+    content: std::sync::Arc<std::sync::Mutex<xxhash_rust::xxh3::Xxh3>>,
     schema: SchemaRef,
     lineage: Lineage,
     batch_rows: usize,
@@ -82,12 +163,28 @@ pub struct RawBatchReader {
 impl RawBatchReader {
     /// Opens `path` (already checked by discovery) and skips its header.
     pub fn open(path: &Path, gzip: bool, lineage: Lineage) -> std::io::Result<Self> {
+        Self::open_counted(path, gzip, lineage, Default::default())
+    }
+
+    /// Like [`RawBatchReader::open`], adding the bytes read from disk to `bytes_read`.
+    pub fn open_counted(
+        path: &Path,
+        gzip: bool,
+        lineage: Lineage,
+        bytes_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> std::io::Result<Self> {
+        let content = std::sync::Arc::new(std::sync::Mutex::new(xxhash_rust::xxh3::Xxh3::new()));
+        let hashing = HashingReader {
+            inner: open_counted(path, gzip, bytes_read)?,
+            hasher: content.clone(),
+        };
         let mut input: Box<dyn BufRead + Send> =
-            Box::new(BufReader::with_capacity(1 << 20, open_decoded(path, gzip)?));
+            Box::new(BufReader::with_capacity(1 << 20, hashing));
         let mut header = Vec::new();
         input.read_until(b'\n', &mut header)?;
         Ok(RawBatchReader {
             input,
+            content,
             schema: shoplake_lake::tables::raw_events().arrow_schema(),
             lineage,
             batch_rows: 64 * 1024,
@@ -110,6 +207,17 @@ impl RawBatchReader {
         self.schema.clone()
     }
 
+    /// Hash (xxh3-128, hex) of the decompressed text read so far; after the last batch, of
+    /// the whole file. The same export gives the same hash however it was compressed.
+    pub fn content_hash(&self) -> String {
+        let digest = self
+            .content
+            .lock()
+            .map(|h| h.digest128())
+            .unwrap_or_default();
+        format!("{digest:032x}")
+    }
+
     /// What has been read so far.
     pub fn stats(&self) -> &ReadStats {
         &self.stats
@@ -126,11 +234,13 @@ impl RawBatchReader {
         // Rows whose day is not known yet (malformed lines before the first valid date).
         let mut undated: Vec<usize> = Vec::new();
         let mut dates: Vec<Option<i32>> = Vec::with_capacity(self.batch_rows);
-        while dates.len() < self.batch_rows || (!undated.is_empty() && !self.done) {
+        // Undated rows (malformed lines before the first dated line) wait for the next date,
+        // but at most one extra batch: then they take the fallback day.
+        while dates.len() < self.batch_rows
+            || (!undated.is_empty() && !self.done && dates.len() < 2 * self.batch_rows)
+        {
             self.buf.clear();
-            let n = self
-                .input
-                .read_until(b'\n', &mut self.buf)
+            let (n, too_long) = read_line_capped(&mut self.input, &mut self.buf, MAX_LINE_BYTES)
                 .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
             if n == 0 {
                 self.done = true;
@@ -142,7 +252,11 @@ impl RawBatchReader {
             while let [rest @ .., b'\n' | b'\r'] = line {
                 line = rest;
             }
-            let parsed = split_line(line);
+            let parsed = if too_long {
+                Err("line_too_long")
+            } else {
+                split_line(line)
+            };
             b.line.append_value(self.line_no);
             let date = match parsed {
                 Ok(fields) => {

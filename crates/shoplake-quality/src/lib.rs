@@ -1,0 +1,11 @@
+//! Data quality for shoplake.
+//!
+//! - [`checks`]: declarative checks (not_null, unique, accepted_values, range, row_count,
+//!   freshness, referential integrity, schema contract, row accounting, custom SQL) with
+//!   severities; `error` stops a layer from being published, `warn` is recorded.
+//! - [`profile`]: the exploratory profile of an export or a lake table.
+
+#![deny(missing_docs)]
+
+pub mod checks;
+pub mod profile;
