@@ -6,8 +6,9 @@ use anyhow::Result;
 use shoplake_lake::arrow::array::RecordBatch;
 use shoplake_lake::arrow::csv::WriterBuilder;
 use shoplake_lake::arrow::datatypes::Schema;
-use shoplake_lake::arrow::json::LineDelimitedWriter;
-use shoplake_lake::arrow::util::pretty::pretty_format_batches;
+use shoplake_lake::arrow::json::WriterBuilder as JsonWriterBuilder;
+use shoplake_lake::arrow::json::writer::LineDelimited;
+use shoplake_lake::arrow::util::pretty::pretty_format_batches_with_schema;
 
 use crate::cli::OutputFormat;
 
@@ -20,7 +21,13 @@ pub fn write_batches(
 ) -> Result<()> {
     match format {
         OutputFormat::Table => {
-            writeln!(out, "{}", pretty_format_batches(batches)?)?;
+            // With the schema, an empty result still shows its column names.
+            let schema = std::sync::Arc::new(schema.clone());
+            writeln!(
+                out,
+                "{}",
+                pretty_format_batches_with_schema(schema, batches)?
+            )?;
         }
         OutputFormat::Csv => {
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -37,7 +44,10 @@ pub fn write_batches(
             }
         }
         OutputFormat::Json => {
-            let mut writer = LineDelimitedWriter::new(&mut *out);
+            // Nulls are written as `null` rather than dropped: a reader sees every column.
+            let mut writer = JsonWriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, LineDelimited>(&mut *out);
             for b in batches {
                 writer.write(b)?;
             }

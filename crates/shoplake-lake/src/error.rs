@@ -16,9 +16,6 @@ pub enum LakeError {
         /// Why it was rejected.
         reason: String,
     },
-    /// A table name that the lake does not know.
-    #[error("unknown table '{0}'; run `shoplake status` to list the tables")]
-    UnknownTable(String),
     /// An error from the Delta layer.
     #[error("delta table {table}: {source}")]
     Delta {

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod clean;
+pub mod crash_switch;
 pub mod error;
 pub mod gates;
 pub mod model;

@@ -25,9 +25,9 @@ use shoplake_quality::checks::{Check, CheckOutcome, DayAccounting, write_results
 
 use crate::clean::clean_day;
 use crate::error::{PipelineError, Result};
-use crate::gates;
 use crate::model::{dim_time, dimensions, fact_user_events};
 use crate::plan::{DayReason, RunPlan, Selection, plan};
+use crate::{crash_switch, gates};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -231,6 +231,7 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
         let commit = CommitProperties::default;
         let clean_table =
             write_table(lake, &tables::clean_events(), clean_df, replace(), commit()).await?;
+        crash_switch::committed();
         let rejects_table = write_table(
             lake,
             &tables::clean_rejects(),
@@ -239,8 +240,10 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
             commit(),
         )
         .await?;
+        crash_switch::committed();
         let fact_table =
             write_table(lake, &tables::fact_user_events(), fact, replace(), commit()).await?;
+        crash_switch::committed();
 
         // Verify what was committed, from the tables' own statistics.
         let written_clean = rows_of_day(&clean_table, day.date).await?;
@@ -350,6 +353,7 @@ async fn rebuild_dimensions(
             CommitProperties::default(),
         )
         .await?;
+        crash_switch::committed();
         report.dimensions.push((
             def.qualified_name(),
             shoplake_lake::partitions::table_rows(&table).await?,
@@ -419,6 +423,7 @@ async fn record_run(
         CommitProperties::default(),
     )
     .await?;
+    crash_switch::committed();
 
     let trigger = match selection {
         Selection::Incremental => "incremental".to_string(),
@@ -469,6 +474,7 @@ async fn record_run(
         .map(|(o, p)| (o.clone(), p.as_str()))
         .collect();
     write_results(lake, &report.run_id, finished_at, &outcomes).await?;
+    crash_switch::committed();
     write_table(
         lake,
         &tables::meta_runs(),

@@ -63,7 +63,14 @@ pub fn print_report(report: &RunReport) {
         return;
     }
     if report.dry_run {
-        println!("would rebuild {} day(s):", report.plan.days.len());
+        println!(
+            "would rebuild {} day(s) (planned against raw.events version {}):",
+            report.plan.days.len(),
+            report
+                .plan
+                .raw_version
+                .map_or("-".to_string(), |v| v.to_string())
+        );
         println!("{:<12} {:>12} {:>6}  why", "day", "raw rows", "files");
         for d in &report.plan.days {
             let rows = d

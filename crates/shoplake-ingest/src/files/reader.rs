@@ -196,12 +196,6 @@ impl RawBatchReader {
         })
     }
 
-    /// Rows per batch (default 65,536).
-    pub fn with_batch_rows(mut self, rows: usize) -> Self {
-        self.batch_rows = rows.max(1);
-        self
-    }
-
     /// Schema of the batches.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()

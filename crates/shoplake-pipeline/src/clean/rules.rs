@@ -183,7 +183,8 @@ pub fn check<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
             format!("price {} is not positive", f.price),
         );
     }
-    let or_unknown = |s: &'static str, v: &str| v.is_empty().then_some(s);
+    // A value of only spaces is as missing as an empty one.
+    let or_unknown = |v: &'a str| if v.trim().is_empty() { UNKNOWN } else { v };
     Ok(TypedEvent {
         event_id: event_id(f),
         event_time_micros,
@@ -191,8 +192,8 @@ pub fn check<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
         event_type,
         product_id,
         category_id,
-        category_code: or_unknown(UNKNOWN, f.category_code).unwrap_or(f.category_code),
-        brand: or_unknown(UNKNOWN, f.brand).unwrap_or(f.brand),
+        category_code: or_unknown(f.category_code),
+        brand: or_unknown(f.brand),
         price_cents,
         user_id,
         user_session: f.user_session,
