@@ -339,6 +339,12 @@ fn wrong_arguments_are_usage_errors_on_one_line() {
     std::fs::write(&bad, "a,b\n1,2\n").unwrap();
     let err = fails(&lake, &["profile", bad.to_str().unwrap()], 1);
     assert!(err.contains("wrong header"), "{err}");
+    // A damaged gzip fails with its cause.
+    let bytes = std::fs::read(file).unwrap();
+    let truncated = dir.path().join("truncated.csv.gz");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(&lake, &["profile", truncated.to_str().unwrap()], 1);
+    assert!(err.contains("cannot read"), "{err}");
     // Malformed lines are data, not a crash.
     let mixed = dir.path().join("mixed.csv");
     std::fs::write(

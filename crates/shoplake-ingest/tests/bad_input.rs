@@ -148,3 +148,70 @@ async fn gzip_and_plain_files_land_the_same_rows() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_same_export_compressed_differently_is_ingested_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!("{HEADER}\n{GOOD}\n{GOOD}\n");
+    let plain = write(dir.path(), "x.csv", body.as_bytes());
+    let mut fast = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    fast.write_all(body.as_bytes()).unwrap();
+    let gz = write(dir.path(), "x.csv.gz", &fast.finish().unwrap());
+    let mut best = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    best.write_all(body.as_bytes()).unwrap();
+    let gz_best = write(dir.path(), "again.csv.gz", &best.finish().unwrap());
+
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+    let first = ingest_paths(&lake, &[plain], &NoProgress).await.unwrap();
+    assert_eq!(first.rows(), 2);
+    let again = ingest_paths(&lake, &[gz, gz_best], &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(again.rows(), 0);
+    assert!(again.files.iter().all(|f| matches!(
+        f,
+        shoplake_ingest::files::FileOutcome::AlreadyIngested { .. }
+    )));
+    let catalog = SqlCatalog::open(&lake).await.unwrap();
+    let n = catalog
+        .sql("SELECT COUNT(*) FROM raw.events")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = shoplake_lake::arrow::util::pretty::pretty_format_batches(&n)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("| 2 "), "{text}");
+}
+
+#[tokio::test]
+async fn lines_without_dates_and_overlong_lines_are_kept_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(shoplake_ingest::files::MAX_LINE_BYTES + 10);
+    let body = format!("{HEADER}\nno date here\n{long}\nstill nothing\n");
+    let path = write(dir.path(), "undated.csv", body.as_bytes());
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+    let report = ingest_paths(&lake, &[path], &NoProgress).await.unwrap();
+    assert_eq!((report.rows(), report.malformed()), (3, 3));
+    let catalog = SqlCatalog::open(&lake).await.unwrap();
+    let batches = catalog
+        .sql("SELECT _line, _error, CAST(event_date AS VARCHAR) AS d, length(_raw_line) AS len FROM raw.events ORDER BY _line")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = shoplake_lake::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    // A file without any date goes to 1970-01-01; the long line keeps its first 1 MiB.
+    for expected in [
+        "| 2     | wrong_field_count | 1970-01-01 | 12      |",
+        "| 3     | line_too_long     | 1970-01-01 | 1048576 |",
+        "| 4     | wrong_field_count | 1970-01-01 | 13      |",
+    ] {
+        assert!(text.contains(expected), "{expected} not in\n{text}");
+    }
+}

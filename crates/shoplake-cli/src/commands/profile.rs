@@ -2,17 +2,24 @@
 //!
 //! A lake table is profiled in place, in the lake's query session (its memory limit). An export
 //! is read with the project's own robust reader (malformed lines become flagged rows, never a
-//! crash): for now it is landed in a throwaway lake in the temporary directory, exactly as
-//! `shoplake ingest` would land it in `raw.events`, and that table is profiled; the throwaway
-//! lake is removed afterwards. (Streaming the reader's batches straight into the profile needs
-//! `shoplake_ingest::files::Lineage` to be public.)
+//! crash) on a blocking thread that hands batches over a small channel, so memory holds a few
+//! batches whatever the file size; the profile copies that one-shot stream once to a temporary
+//! Parquet directory and runs its queries on the copy.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{Context, anyhow};
+use futures::StreamExt;
 use shoplake_ingest::IngestError;
-use shoplake_ingest::files::discover;
+use shoplake_ingest::files::{Lineage, RawBatchReader, discover};
+use shoplake_lake::Progress;
+use shoplake_lake::arrow::array::RecordBatch;
+use shoplake_lake::datafusion::error::DataFusionError;
+use shoplake_lake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use shoplake_lake::write::stream_to_dataframe;
 use shoplake_lake::{Lake, SqlCatalog, tables};
 use shoplake_quality::profile::{Format, Profile, ProfileError, ProfileOptions, Sample, profile};
 
@@ -35,7 +42,7 @@ pub async fn run(lake: &Lake, args: &ProfileArgs, bars: &Bars) -> Result<(), Exi
     });
     options.approx = args.approx;
 
-    // Open the output first: a wrong --out should not cost a whole profile.
+    // Check the output first: a wrong --out should not cost a whole profile.
     let out = match &args.out {
         Some(path) => Some(OutFile::create(path)?),
         None => None,
@@ -89,7 +96,7 @@ fn profile_error(e: ProfileError) -> Exit {
     }
 }
 
-/// Profiles an export file (or a directory of them) through a throwaway lake.
+/// Profiles an export file (or a directory of its files), streamed through the robust reader.
 async fn profile_file(
     lake: &Lake,
     target: &str,
@@ -104,23 +111,106 @@ async fn profile_file(
             names.join(", ")
         )));
     }
-    // The same checks as `shoplake ingest` (readable, header), before any work.
-    discover(std::slice::from_ref(&path)).map_err(ingest_error)?;
-    let scratch = ScratchDir::new()?;
-    let scratch_lake = Lake::open(&scratch.path.to_string_lossy())
-        .map_err(Exit::from)?
-        .with_memory_limit(lake.memory_limit());
-    shoplake_ingest::ingest_paths(&scratch_lake, std::slice::from_ref(&path), bars)
-        .await
-        .map_err(ingest_error)?;
-    let catalog = SqlCatalog::open(&scratch_lake).await?;
-    let input = catalog.context().table("raw.events").await?;
-    let found = profile(catalog.context(), input, options, bars)
-        .await
-        .map_err(profile_error)?;
-    drop(catalog);
-    drop(scratch);
-    Ok(found)
+    // The same checks as `shoplake ingest` (readable, not empty, header), before any work.
+    let files = discover(std::slice::from_ref(&path)).map_err(ingest_error)?;
+    let schema = tables::raw_events().arrow_schema();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(4);
+    let finished = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let finished = finished.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            for file in files {
+                let read_err = |e: &dyn std::fmt::Display| {
+                    format!("cannot read '{}': {e}", file.path.display())
+                };
+                let lineage = Lineage {
+                    source: file.path.display().to_string(),
+                    batch_id: String::new(),
+                    ingested_at_micros: 0,
+                };
+                let batches = RawBatchReader::open(&file.path, file.gzip, lineage)
+                    .map_err(|e| read_err(&e))?;
+                for batch in batches {
+                    let failure = batch.as_ref().err().map(|e| read_err(e));
+                    let batch = batch.map_err(|e| DataFusionError::ArrowError(Box::new(e), None));
+                    if tx.blocking_send(batch).is_err() {
+                        // The profile stopped reading (it failed and says why).
+                        return Ok(());
+                    }
+                    if let Some(reason) = failure {
+                        return Err(reason);
+                    }
+                }
+            }
+            finished.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    };
+    let rows_read = Arc::new(AtomicU64::new(0));
+    let stream = Box::pin(RecordBatchStreamAdapter::new(
+        schema.clone(),
+        batches_until_finished(rx, finished, rows_read.clone()),
+    ));
+    let ctx = lake.session();
+    let input = stream_to_dataframe(&ctx, schema, stream)?;
+    let mut options = options.clone();
+    options.scan_once = true;
+
+    // Rows read so far feed the progress of the step that copies the input.
+    let profiling = profile(&ctx, input, &options, bars);
+    tokio::pin!(profiling);
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(250));
+    let mut shown = 0u64;
+    let found = loop {
+        tokio::select! {
+            result = &mut profiling => break result,
+            _ = ticker.tick() => {
+                let now = rows_read.load(Ordering::Relaxed);
+                bars.advance(now.saturating_sub(shown));
+                shown = now;
+            }
+        }
+    };
+    // A read failure (corrupt gzip, I/O error) surfaces as a failed query: report its cause.
+    match reader.await {
+        Ok(Err(reason)) => return Err(Exit::from(anyhow!(reason))),
+        Err(e) => return Err(Exit::from(anyhow!("the file reader failed: {e}"))),
+        Ok(Ok(())) => {}
+    }
+    found.map_err(profile_error)
+}
+
+/// The reader's batches, counted; an error at the end unless the reader reported a complete
+/// read (so a reader that died silently cannot pass for a short file).
+fn batches_until_finished(
+    mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch, DataFusionError>>,
+    finished: Arc<AtomicBool>,
+    rows_read: Arc<AtomicU64>,
+) -> impl futures::Stream<Item = Result<RecordBatch, DataFusionError>> + Send {
+    let mut ended = false;
+    futures::stream::poll_fn(move |cx| {
+        if ended {
+            return std::task::Poll::Ready(None);
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Ready(None) => {
+                ended = true;
+                if finished.load(Ordering::SeqCst) {
+                    std::task::Poll::Ready(None)
+                } else {
+                    std::task::Poll::Ready(Some(Err(DataFusionError::Execution(
+                        "the file reader stopped before the end of the file".into(),
+                    ))))
+                }
+            }
+            other => other,
+        }
+    })
+    .inspect(move |batch| {
+        if let Ok(b) = batch {
+            rows_read.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+        }
+    })
 }
 
 fn ingest_error(e: IngestError) -> Exit {
@@ -129,35 +219,6 @@ fn ingest_error(e: IngestError) -> Exit {
             usage(e)
         }
         other => Exit::from(other),
-    }
-}
-
-/// A directory in the temporary directory, removed when dropped.
-struct ScratchDir {
-    path: PathBuf,
-}
-
-impl ScratchDir {
-    fn new() -> Result<Self, Exit> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path =
-            std::env::temp_dir().join(format!("shoplake-profile-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).with_context(|| {
-            format!(
-                "cannot create the scratch directory {}; set TMPDIR to a writable directory with free space",
-                path.display()
-            )
-        })?;
-        Ok(ScratchDir { path })
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 

@@ -14,4 +14,6 @@ mod reader;
 
 pub use discover::{SourceFile, discover};
 pub use ingest::{FileOutcome, IngestError, IngestReport, ingest_paths};
-pub use reader::{EXPECTED_HEADER, RawBatchReader, ReadStats, SOURCE_COLUMNS};
+pub use reader::{
+    EXPECTED_HEADER, Lineage, MAX_LINE_BYTES, RawBatchReader, ReadStats, SOURCE_COLUMNS,
+};

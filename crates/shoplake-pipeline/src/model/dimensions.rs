@@ -24,18 +24,41 @@ pub struct Dimension {
 }
 
 /// `model.dim_users`.
+///
+/// Distinct sessions and days are counted by grouping first (per user and session, per user
+/// and day) rather than with `COUNT(DISTINCT ...)`, whose per-group hash sets are neither
+/// bounded nor spillable: on 10 M events the direct form took 10 GiB.
 pub fn dim_users() -> Dimension {
     Dimension {
         def: tables::dim_users(),
         sql: format!(
-            "SELECT user_id,
-  MIN(event_time) AS first_seen,
-  MAX(event_time) AS last_seen,
-  COUNT(DISTINCT event_date) AS active_days,
-  COUNT(DISTINCT session_id) AS sessions,{COUNTS}
-FROM model.fact_user_events
-GROUP BY user_id
-ORDER BY user_id"
+            "WITH per_session AS (
+  SELECT user_id, session_id,
+    MIN(event_time) AS first_seen,
+    MAX(event_time) AS last_seen,{COUNTS}
+  FROM model.fact_user_events
+  GROUP BY user_id, session_id),
+per_day AS (
+  SELECT user_id, COUNT(*) AS active_days
+  FROM (SELECT user_id, event_date FROM model.fact_user_events GROUP BY user_id, event_date)
+  GROUP BY user_id),
+per_user AS (
+  SELECT user_id,
+    MIN(first_seen) AS first_seen,
+    MAX(last_seen) AS last_seen,
+    COUNT(*) AS sessions,
+    SUM(events) AS events,
+    SUM(views) AS views,
+    SUM(carts) AS carts,
+    SUM(removes) AS removes,
+    SUM(purchases) AS purchases,
+    CAST(SUM(revenue) AS DECIMAL(18, 2)) AS revenue
+  FROM per_session
+  GROUP BY user_id)
+SELECT u.user_id, u.first_seen, u.last_seen, d.active_days, u.sessions,
+  u.events, u.views, u.carts, u.removes, u.purchases, u.revenue
+FROM per_user u JOIN per_day d ON u.user_id = d.user_id
+ORDER BY u.user_id"
         ),
     }
 }
@@ -80,19 +103,37 @@ ORDER BY category_id"
 }
 
 /// `model.dim_sessions`.
+///
+/// Grouped per session and product first, so that distinct products are a row count and the
+/// session's user is the user of its first event (by time, then event id) without a
+/// `COUNT(DISTINCT ...)` hash set per session.
 pub fn dim_sessions() -> Dimension {
     Dimension {
         def: tables::dim_sessions(),
         sql: format!(
-            "SELECT session_id,
-  first_value(user_id ORDER BY event_time, event_id) AS user_id,
-  MIN(event_time) AS session_start,
-  MAX(event_time) AS session_end,
-  (CAST(MAX(event_time) AS BIGINT) - CAST(MIN(event_time) AS BIGINT)) / 1000000 AS duration_seconds,
-  CAST(MIN(event_time) AS DATE) AS start_date,
-  COUNT(DISTINCT product_id) AS distinct_products,
-  SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) > 0 AS converted,{COUNTS}
-FROM model.fact_user_events
+            "WITH per_product AS (
+  SELECT session_id, product_id,
+    first_value(user_id ORDER BY event_time, event_id) AS first_user,
+    first_value(event_id ORDER BY event_time, event_id) AS first_event,
+    MIN(event_time) AS first_time,
+    MAX(event_time) AS last_time,{COUNTS}
+  FROM model.fact_user_events
+  GROUP BY session_id, product_id)
+SELECT session_id,
+  first_value(first_user ORDER BY first_time, first_event) AS user_id,
+  MIN(first_time) AS session_start,
+  MAX(last_time) AS session_end,
+  (CAST(MAX(last_time) AS BIGINT) - CAST(MIN(first_time) AS BIGINT)) / 1000000 AS duration_seconds,
+  CAST(MIN(first_time) AS DATE) AS start_date,
+  COUNT(*) AS distinct_products,
+  SUM(purchases) > 0 AS converted,
+  SUM(events) AS events,
+  SUM(views) AS views,
+  SUM(carts) AS carts,
+  SUM(removes) AS removes,
+  SUM(purchases) AS purchases,
+  CAST(SUM(revenue) AS DECIMAL(18, 2)) AS revenue
+FROM per_product
 GROUP BY session_id
 ORDER BY session_id"
         ),

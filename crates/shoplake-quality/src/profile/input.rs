@@ -207,8 +207,8 @@ pub async fn prepare(
                 fields.push(quote("_raw_line"));
             }
             format!(
-                " WHERE {SAMPLE_UNIT_FUNCTION}({}, {}) < {:.17}",
-                s.seed as i64,
+                " WHERE {SAMPLE_UNIT_FUNCTION}('{}', {}) < {:.17}",
+                s.seed,
                 fields.join(", "),
                 s.fraction
             )

@@ -669,6 +669,9 @@ pub async fn compute(
         )),
         None => notes.push(format!("Exact figures over all {total} rows.")),
     }
+    if total == 0 {
+        notes.push("The input has no rows.".to_string());
+    }
     if options.approx {
         notes.push(
             "Distinct counts are APPROXIMATE (HyperLogLog sketch, --approx); \

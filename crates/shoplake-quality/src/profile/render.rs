@@ -114,7 +114,7 @@ struct Document {
 fn group_digits(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -175,7 +175,11 @@ fn document(p: &Profile) -> Document {
     // Seed table B.
     let mut s = Section::new("Rows");
     let mut t = Table::new(&[("", false), ("rows", true), ("share", true)]);
-    t.row(vec!["total".into(), n(p.rows.total), pct(1.0)]);
+    t.row(vec![
+        "total".into(),
+        n(p.rows.total),
+        pct(share_of(p.rows.total)),
+    ]);
     t.row(vec![
         "distinct (nine source columns)".into(),
         n(p.rows.distinct),
@@ -710,7 +714,7 @@ fn html(p: &Profile, doc: &Document) -> String {
             if run > 1 {
                 out.push_str("</div>");
             }
-            out.push_str("\n");
+            out.push('\n');
             i += run;
         }
         out.push_str("</section>\n");

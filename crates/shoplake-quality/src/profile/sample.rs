@@ -41,9 +41,9 @@ pub fn unit_of(seed: u64, fields: &[Option<&str>]) -> f64 {
     (hash >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// `shoplake_profile_sample_unit(seed BIGINT, field, ...) -> DOUBLE`: [`unit_of`] in SQL.
-/// The seed is the bit pattern of a `u64` passed as a signed 64-bit integer; fields of any
-/// type are hashed as their text.
+/// `shoplake_profile_sample_unit(seed, field, ...) -> DOUBLE`: [`unit_of`] in SQL. The seed is a
+/// constant unsigned 64-bit integer, written as text (`'18446744073709551615'`) so that every
+/// `u64` survives SQL literal parsing; fields of any type are hashed as their text.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct SampleUnit {
     signature: Signature,
@@ -76,9 +76,16 @@ impl ScalarUDFImpl for SampleUnit {
             return exec_err!("{SAMPLE_UNIT_FUNCTION} needs a seed and at least one field");
         };
         let seed = match seed {
-            ColumnarValue::Scalar(s) => match s.cast_to(&DataType::Int64)? {
-                ScalarValue::Int64(Some(v)) => v as u64,
-                _ => return exec_err!("{SAMPLE_UNIT_FUNCTION}: the seed must be an integer"),
+            ColumnarValue::Scalar(s) => match s.cast_to(&DataType::Utf8)? {
+                ScalarValue::Utf8(Some(text)) => match text.parse::<u64>() {
+                    Ok(v) => v,
+                    Err(_) => {
+                        return exec_err!(
+                            "{SAMPLE_UNIT_FUNCTION}: the seed '{text}' is not an unsigned 64-bit integer"
+                        );
+                    }
+                },
+                _ => return exec_err!("{SAMPLE_UNIT_FUNCTION}: the seed must not be null"),
             },
             ColumnarValue::Array(_) => {
                 return exec_err!("{SAMPLE_UNIT_FUNCTION}: the seed must be a constant");
