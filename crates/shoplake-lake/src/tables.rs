@@ -22,6 +22,9 @@ pub const SOURCE_COLUMNS: [&str; 9] = [
     "user_session",
 ];
 
+/// The event types of the export, in funnel order.
+pub const EVENT_TYPES: [&str; 4] = ["view", "cart", "remove_from_cart", "purchase"];
+
 /// Name of the partition column shared by all event tables.
 pub const EVENT_DATE: &str = "event_date";
 

@@ -25,12 +25,17 @@ pub async fn ingest(
     paths: &[std::path::PathBuf],
     bars: &Bars,
 ) -> Result<IngestReport, Exit> {
-    ingest_paths(lake, paths, bars).await.map_err(|e| match e {
+    ingest_paths(lake, paths, bars).await.map_err(exit_for)
+}
+
+/// A wrong argument is a usage error (2); anything else a failure (1).
+pub fn exit_for(e: IngestError) -> Exit {
+    match e {
         IngestError::Usage(_) | IngestError::Missing { .. } | IngestError::EmptyDirectory(_) => {
             usage(e)
         }
         other => Exit::from(other),
-    })
+    }
 }
 
 pub fn print_report(report: &IngestReport) {

@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{Context, anyhow};
 use futures::StreamExt;
-use shoplake_ingest::IngestError;
-use shoplake_ingest::files::{Lineage, RawBatchReader, discover};
+use shoplake_ingest::files::{Lineage, RawBatchReader, discover, until_finished};
 use shoplake_lake::Progress;
 use shoplake_lake::arrow::array::RecordBatch;
 use shoplake_lake::datafusion::error::DataFusionError;
@@ -112,7 +111,7 @@ async fn profile_file(
         )));
     }
     // The same checks as `shoplake ingest` (readable, not empty, header), before any work.
-    let files = discover(std::slice::from_ref(&path)).map_err(ingest_error)?;
+    let files = discover(std::slice::from_ref(&path)).map_err(crate::commands::ingest::exit_for)?;
     let schema = tables::raw_events().arrow_schema();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(4);
     let finished = Arc::new(AtomicBool::new(false));
@@ -149,7 +148,14 @@ async fn profile_file(
     let rows_read = Arc::new(AtomicU64::new(0));
     let stream = Box::pin(RecordBatchStreamAdapter::new(
         schema.clone(),
-        batches_until_finished(rx, finished, rows_read.clone()),
+        counted(
+            until_finished(rx, finished, || {
+                DataFusionError::Execution(
+                    "the file reader stopped before the end of the file".into(),
+                )
+            }),
+            rows_read.clone(),
+        ),
     ));
     let ctx = lake.session();
     let input = stream_to_dataframe(&ctx, schema, stream)?;
@@ -178,48 +184,6 @@ async fn profile_file(
         Ok(Ok(())) => {}
     }
     found.map_err(profile_error)
-}
-
-/// The reader's batches, counted; an error at the end unless the reader reported a complete
-/// read (so a reader that died silently cannot pass for a short file).
-fn batches_until_finished(
-    mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch, DataFusionError>>,
-    finished: Arc<AtomicBool>,
-    rows_read: Arc<AtomicU64>,
-) -> impl futures::Stream<Item = Result<RecordBatch, DataFusionError>> + Send {
-    let mut ended = false;
-    futures::stream::poll_fn(move |cx| {
-        if ended {
-            return std::task::Poll::Ready(None);
-        }
-        match rx.poll_recv(cx) {
-            std::task::Poll::Ready(None) => {
-                ended = true;
-                if finished.load(Ordering::SeqCst) {
-                    std::task::Poll::Ready(None)
-                } else {
-                    std::task::Poll::Ready(Some(Err(DataFusionError::Execution(
-                        "the file reader stopped before the end of the file".into(),
-                    ))))
-                }
-            }
-            other => other,
-        }
-    })
-    .inspect(move |batch| {
-        if let Ok(b) = batch {
-            rows_read.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-        }
-    })
-}
-
-fn ingest_error(e: IngestError) -> Exit {
-    match e {
-        IngestError::Usage(_) | IngestError::Missing { .. } | IngestError::EmptyDirectory(_) => {
-            usage(e)
-        }
-        other => Exit::from(other),
-    }
 }
 
 /// The `--out` file, checked up front and written at the end (an existing file is replaced
@@ -257,4 +221,16 @@ impl OutFile {
             .with_context(|| format!("cannot write {}", self.path.display()))?;
         Ok(())
     }
+}
+
+/// Adds the rows of each batch that goes by to `rows_read` (for progress).
+fn counted(
+    batches: impl futures::Stream<Item = Result<RecordBatch, DataFusionError>> + Send,
+    rows_read: Arc<AtomicU64>,
+) -> impl futures::Stream<Item = Result<RecordBatch, DataFusionError>> + Send {
+    batches.inspect(move |batch| {
+        if let Ok(b) = batch {
+            rows_read.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+        }
+    })
 }

@@ -280,7 +280,9 @@ async fn ingest_one(
         Some(file.bytes),
         "bytes",
     );
-    let rows_stream = batches_until_finished(rx, finished.clone()).map(move |b| {
+    let unfinished =
+        || ArrowError::ExternalError("the file reader stopped before the end of the file".into());
+    let rows_stream = until_finished(rx, finished.clone(), unfinished).map(move |b| {
         b.map_err(|e| {
             shoplake_lake::datafusion::error::DataFusionError::ArrowError(Box::new(e), None)
         })
@@ -465,11 +467,14 @@ fn lineage_name(path: &std::path::Path) -> String {
     )
 }
 
-/// The parser's batches; an error at the end unless the parser reported a complete read.
-fn batches_until_finished(
-    mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch, ArrowError>>,
+/// The batches a reader thread sends; the stream ends with `unfinished()` instead of ending
+/// quietly unless the thread set `finished` (it read the whole input), so a reader that died
+/// or gave up cannot pass for a short file.
+pub fn until_finished<E: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch, E>>,
     finished: Arc<AtomicBool>,
-) -> impl futures::Stream<Item = Result<RecordBatch, ArrowError>> + Send {
+    unfinished: impl Fn() -> E + Send + 'static,
+) -> impl futures::Stream<Item = Result<RecordBatch, E>> + Send {
     let mut ended = false;
     futures::stream::poll_fn(move |cx| {
         if ended {
@@ -481,9 +486,7 @@ fn batches_until_finished(
                 if finished.load(Ordering::SeqCst) {
                     std::task::Poll::Ready(None)
                 } else {
-                    std::task::Poll::Ready(Some(Err(ArrowError::ExternalError(
-                        "the file reader stopped before the end of the file".into(),
-                    ))))
+                    std::task::Poll::Ready(Some(Err(unfinished())))
                 }
             }
             other => other,

@@ -13,7 +13,7 @@ mod ingest;
 mod reader;
 
 pub use discover::{SourceFile, discover};
-pub use ingest::{FileOutcome, IngestError, IngestReport, ingest_paths};
+pub use ingest::{FileOutcome, IngestError, IngestReport, ingest_paths, until_finished};
 pub use reader::{
     EXPECTED_HEADER, Lineage, MAX_LINE_BYTES, RawBatchReader, ReadStats, SOURCE_COLUMNS,
 };

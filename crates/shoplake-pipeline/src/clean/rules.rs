@@ -17,7 +17,7 @@
 use chrono::NaiveDate;
 
 /// Allowed event types.
-pub const EVENT_TYPES: [&str; 4] = ["view", "cart", "remove_from_cart", "purchase"];
+pub use shoplake_lake::tables::EVENT_TYPES;
 
 /// Value that replaces a missing brand or category_code.
 pub const UNKNOWN: &str = "unknown";

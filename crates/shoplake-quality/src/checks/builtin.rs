@@ -2,7 +2,8 @@
 
 use super::{Check, CheckKind, Severity};
 
-const EVENT_TYPES: [&str; 4] = ["view", "cart", "remove_from_cart", "purchase"];
+use shoplake_lake::tables::EVENT_TYPES;
+
 const REJECT_REASONS: [&str; 9] = [
     "malformed_row",
     "bad_timestamp",

@@ -150,7 +150,7 @@ fn median(values: &[u64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_unstable();
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 0 {
+    Some(if v.len().is_multiple_of(2) {
         (v[mid - 1] + v[mid]) as f64 / 2.0
     } else {
         v[mid] as f64

@@ -28,21 +28,7 @@ use super::model::InputKind;
 use super::sample::{SAMPLE_UNIT_FUNCTION, SampleUnit};
 use super::{ProfileError, Sample};
 
-/// The nine source columns, in export order.
-pub const SOURCE_COLUMNS: [&str; 9] = [
-    "event_time",
-    "event_type",
-    "product_id",
-    "category_id",
-    "category_code",
-    "brand",
-    "price",
-    "user_id",
-    "user_session",
-];
-
-/// Allowed event types.
-pub const EVENT_TYPES: [&str; 4] = ["view", "cart", "remove_from_cart", "purchase"];
+pub use shoplake_lake::tables::{EVENT_TYPES, SOURCE_COLUMNS};
 
 /// A well-formed export timestamp (hours 00-23, minutes and seconds 00-59); the date itself is
 /// then checked by the cast (no 30 February).
