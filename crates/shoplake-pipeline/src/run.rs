@@ -414,16 +414,20 @@ async fn record_run(
             ),
         ],
     )?;
-    let df = batches_frame(&ctx, days.schema(), vec![days])?;
-    write_table(
-        lake,
-        &tables::meta_run_days(),
-        df,
-        WriteMode::Append,
-        CommitProperties::default(),
-    )
-    .await?;
-    crash_switch::committed();
+    // With the dimensions held back, the days are not marked built: the next run rebuilds
+    // them (to the same content) and, with them, the dimensions.
+    if !report.dimensions_blocked {
+        let df = batches_frame(&ctx, days.schema(), vec![days])?;
+        write_table(
+            lake,
+            &tables::meta_run_days(),
+            df,
+            WriteMode::Append,
+            CommitProperties::default(),
+        )
+        .await?;
+        crash_switch::committed();
+    }
 
     let trigger = match selection {
         Selection::Incremental => "incremental".to_string(),

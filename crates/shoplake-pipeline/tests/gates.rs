@@ -167,7 +167,7 @@ async fn an_error_check_on_a_dimension_keeps_the_previous_dimensions() {
         &lake,
         &RunOptions {
             selection: Selection::Dates([day].into()),
-            checks: with(busy),
+            checks: with(busy.clone()),
             ..RunOptions::default()
         },
         &NoProgress,
@@ -180,4 +180,42 @@ async fn an_error_check_on_a_dimension_keeps_the_previous_dimensions() {
     assert!(report.failures()[0].sample[0].contains("\"user_id\":1"));
     assert_eq!(version(&lake, &tables::dim_users()).await, dims_version);
     assert_eq!(content(&lake, "model.dim_users", &[]).await, users);
+
+    // Late data for 2020-04-02 arrives while the strict check is in force: the day's
+    // partitions are published but the dimensions are held, and the day is not marked built.
+    let late = write_file(
+        dir.path(),
+        "late.csv",
+        format!(
+            "{HEADER}\n2020-04-02 11:00:00 UTC,view,500,2000000000000000005,construction.tools.light,samsung,150.00,1,s7\n"
+        )
+        .as_bytes(),
+    );
+    ingest(&lake, &[late]).await;
+    let held = run(
+        &lake,
+        &RunOptions {
+            checks: with(busy.clone()),
+            ..RunOptions::default()
+        },
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert!(held.dimensions_blocked);
+    assert_eq!(content(&lake, "model.dim_users", &[]).await, users);
+
+    // The next run, without the strict check, rebuilds that day and publishes the dimensions.
+    let next = run_incremental(&lake).await;
+    assert_eq!(next.days.len(), 1);
+    assert!(!next.gate_failed());
+    assert!(version(&lake, &tables::dim_users()).await > dims_version);
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT events, sessions FROM model.dim_users WHERE user_id = 1"
+        )
+        .await,
+        vec!["6|4"]
+    );
 }

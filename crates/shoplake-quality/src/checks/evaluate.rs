@@ -289,12 +289,25 @@ pub async fn evaluate(check: &Check, scope: &CheckScope<'_>) -> Result<CheckOutc
                     "references '{references}' is not layer.table.column"
                 ))
             })?;
-            by_predicate(format!(
-                "{c} IS NOT NULL AND {c} NOT IN (SELECT {tc} FROM {target} WHERE {tc} IS NOT NULL)",
+            // An aggregation rather than an anti-join: DataFusion's hash-join build side cannot
+            // spill, and on a month of events the fact side alone outgrew the memory budget.
+            // Grouping both key sets together spills like any aggregation.
+            let missing = format!(
+                "SELECT key AS {c}, SUM(in_table) AS rows FROM (
+                   SELECT {c} AS key, 1 AS in_table, 0 AS in_target FROM {table} WHERE {c} IS NOT NULL
+                   UNION ALL
+                   SELECT {tc}, 0, 1 FROM {target} WHERE {tc} IS NOT NULL)
+                 GROUP BY key HAVING MAX(in_target) = 0",
                 c = ident(column),
                 tc = ident(target_column)
-            ))
-            .await
+            );
+            let n = scalar_i64(ctx, &format!("SELECT SUM(rows) FROM ({missing})")).await?;
+            let rows = if n > 0 {
+                sample(ctx, &missing).await?
+            } else {
+                Vec::new()
+            };
+            Ok(outcome(n == 0, format!("{n} offending rows"), rows))
         }
         CheckKind::Schema => {
             let def = shoplake_lake::tables::by_name(table)
