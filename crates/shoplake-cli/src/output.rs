@@ -56,3 +56,27 @@ pub fn write_batches(
     }
     Ok(())
 }
+
+/// Runs a read-only query and prints its rows as a table under `title`; prints nothing when
+/// the result is empty and `skip_empty` is set. Returns the number of rows.
+pub async fn print_query(
+    catalog: &shoplake_lake::SqlCatalog,
+    title: &str,
+    sql: &str,
+    skip_empty: bool,
+) -> Result<usize> {
+    let df = catalog.sql(sql).await?;
+    let schema = df.schema().inner().clone();
+    let batches = df.collect().await?;
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    if rows > 0 || !skip_empty {
+        println!("\n{title}:");
+        write_batches(
+            &mut std::io::stdout().lock(),
+            &schema,
+            &batches,
+            OutputFormat::Table,
+        )?;
+    }
+    Ok(rows)
+}

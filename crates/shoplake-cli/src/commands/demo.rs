@@ -5,9 +5,9 @@ use shoplake_lake::{Lake, SqlCatalog};
 use shoplake_pipeline::{RunOptions, run as run_pipeline};
 
 use crate::Exit;
-use crate::cli::{DemoArgs, OutputFormat};
+use crate::cli::DemoArgs;
 use crate::config::{Settings, demo_file};
-use crate::output::write_batches;
+use crate::output::print_query;
 use crate::progress::Bars;
 
 /// Rows per layer, from the tables themselves.
@@ -84,16 +84,7 @@ pub async fn run(
         ("conversion funnel (sessions)", FUNNEL),
         ("top categories by revenue", TOP_CATEGORIES),
     ] {
-        let df = catalog.sql(sql).await?;
-        let schema = df.schema().inner().clone();
-        let batches = df.collect().await?;
-        println!("\n{title}:");
-        write_batches(
-            &mut std::io::stdout().lock(),
-            &schema,
-            &batches,
-            OutputFormat::Table,
-        )?;
+        print_query(&catalog, title, sql, false).await?;
     }
     println!("\nthe lake is at {}", lake.root());
     println!("next:");

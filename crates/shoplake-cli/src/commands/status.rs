@@ -6,8 +6,8 @@ use shoplake_lake::partitions::{partition_files, table_rows};
 use shoplake_lake::{Lake, SqlCatalog};
 
 use crate::Exit;
-use crate::cli::{OutputFormat, StatusArgs};
-use crate::output::write_batches;
+use crate::cli::StatusArgs;
+use crate::output::print_query;
 
 pub async fn run(lake: &Lake, args: &StatusArgs) -> Result<(), Exit> {
     println!("lake: {}", lake.root());
@@ -47,45 +47,24 @@ pub async fn run(lake: &Lake, args: &StatusArgs) -> Result<(), Exit> {
             updated
         );
     }
-    let runs = catalog
-        .sql(&format!(
-            "SELECT run_id, trigger, days, raw_rows, clean_rows, duplicates, rejected, \
-             raw_rows - clean_rows - duplicates - rejected AS unaccounted, round(seconds, 1) AS seconds \
-             FROM meta.runs ORDER BY finished_at DESC LIMIT {}",
-            args.runs
-        ))
-        .await?;
-    let schema = runs.schema().inner().clone();
-    let batches = runs.collect().await?;
-    if batches.iter().map(|b| b.num_rows()).sum::<usize>() == 0 {
+    let runs = format!(
+        "SELECT run_id, trigger, days, raw_rows, clean_rows, duplicates, rejected, \
+         raw_rows - clean_rows - duplicates - rejected AS unaccounted, round(seconds, 1) AS seconds \
+         FROM meta.runs ORDER BY finished_at DESC LIMIT {}",
+        args.runs
+    );
+    if print_query(&catalog, "latest runs", &runs, true).await? == 0 {
         println!("\nno run yet: `shoplake run` builds clean and model tables");
-    } else {
-        println!("\nlatest runs:");
-        write_batches(
-            &mut std::io::stdout().lock(),
-            &schema,
-            &batches,
-            OutputFormat::Table,
-        )?;
     }
-    let failures = catalog
-        .sql(
-            "SELECT run_id, table_name, CAST(event_date AS VARCHAR) AS day, check_name, severity, observed, published \
-             FROM quality.results \
-             WHERE NOT passed AND checked_at = (SELECT MAX(checked_at) FROM quality.results) \
-             ORDER BY severity, table_name, day, check_name LIMIT 20",
-        )
-        .await?;
-    let schema = failures.schema().inner().clone();
-    let batches = failures.collect().await?;
-    if batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0 {
-        println!("\nfailed checks of the latest evaluation:");
-        write_batches(
-            &mut std::io::stdout().lock(),
-            &schema,
-            &batches,
-            OutputFormat::Table,
-        )?;
-    }
+    print_query(
+        &catalog,
+        "failed checks of the latest evaluation",
+        "SELECT run_id, table_name, CAST(event_date AS VARCHAR) AS day, check_name, severity, observed, published \
+         FROM quality.results \
+         WHERE NOT passed AND checked_at = (SELECT MAX(checked_at) FROM quality.results) \
+         ORDER BY severity, table_name, day, check_name LIMIT 20",
+        true,
+    )
+    .await?;
     Ok(())
 }
