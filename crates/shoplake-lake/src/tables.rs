@@ -932,7 +932,7 @@ pub fn meta_runs() -> TableDef {
         layer: "meta",
         name: "runs",
         partition_by: None,
-        grain: "one successful run of `shoplake run`",
+        grain: "one run of `shoplake run` that got to its end, held days and dimensions included",
         description: "Run log: what each run rebuilt, its row accounting and its timings.",
         columns: vec![
             col(
