@@ -10,8 +10,6 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::DeltaTable;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
-use deltalake::kernel::StructType;
-use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use url::Url;
 
 use crate::error::{LakeError, Result};
@@ -72,19 +70,9 @@ impl Lake {
         self
     }
 
-    /// The memory budget of the query engine, in bytes.
-    pub fn memory_limit(&self) -> usize {
-        self.memory_limit
-    }
-
     /// Root URL of the lake.
     pub fn root(&self) -> &Url {
         &self.root
-    }
-
-    /// Local directory of the lake, when it is on the local file system.
-    pub fn local_root(&self) -> Option<&Path> {
-        self.local_root.as_deref()
     }
 
     /// URL of a table's directory.
@@ -127,43 +115,6 @@ impl Lake {
         DeltaTable::try_from_url(self.table_url(def))
             .await
             .map_err(|e| LakeError::delta(def.qualified_name(), e))
-    }
-
-    /// Loads a table, creating it empty (with its declared schema and partitioning) when missing.
-    pub async fn load_or_create(&self, def: &TableDef) -> Result<DeltaTable> {
-        if let Some(table) = self.load(def).await? {
-            return Ok(table);
-        }
-        let schema: StructType = def
-            .arrow_schema()
-            .as_ref()
-            .try_into_kernel()
-            .map_err(|e| LakeError::delta(def.qualified_name(), e.into()))?;
-        if let Some(dir) = self.local_table_dir(def) {
-            std::fs::create_dir_all(&dir).map_err(|source| LakeError::Io {
-                context: format!("cannot create {}", dir.display()),
-                source,
-            })?;
-        }
-        let table = DeltaTable::try_from_url(self.table_url(def))
-            .await
-            .map_err(|e| LakeError::delta(def.qualified_name(), e))?;
-        let mut create = table
-            .create()
-            .with_table_name(def.qualified_name())
-            .with_comment(def.description)
-            .with_columns(schema.fields().cloned());
-        if let Some(p) = def.partition_by {
-            create = create.with_partition_columns(vec![p.to_string()]);
-        }
-        match create.await {
-            Ok(t) => Ok(t),
-            // Another process created it meanwhile: use theirs.
-            Err(_) if self.load(def).await?.is_some() => self.load(def).await?.ok_or_else(|| {
-                LakeError::Inconsistent(format!("{} vanished", def.qualified_name()))
-            }),
-            Err(e) => Err(LakeError::delta(def.qualified_name(), e)),
-        }
     }
 
     /// A query session with the lake's memory budget (spilling to a temp directory beyond it).

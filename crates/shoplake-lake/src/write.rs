@@ -78,8 +78,8 @@ pub async fn write_table(
     write_loaded(table, def, input, mode, commit).await
 }
 
-/// Like [`write_table`], on a table already loaded.
-pub async fn write_loaded(
+/// Like [`write_table`], on a table already loaded (or an uninitialized handle).
+async fn write_loaded(
     table: DeltaTable,
     def: &TableDef,
     input: DataFrame,

@@ -315,13 +315,15 @@ async fn rebuild_dimensions(
     for dim in dims {
         candidates.push((dim.def, catalog.sql(&dim.sql).await?));
     }
-    let fact = lake.load_or_create(&tables::fact_user_events()).await?;
-    let event_days: BTreeSet<NaiveDate> = partition_files(&fact)
-        .await?
-        .into_values()
-        .filter(|p| p.rows != Some(0))
-        .map(|p| p.date)
-        .collect();
+    let event_days: BTreeSet<NaiveDate> = match lake.load(&tables::fact_user_events()).await? {
+        Some(fact) => partition_files(&fact)
+            .await?
+            .into_values()
+            .filter(|p| p.rows != Some(0))
+            .map(|p| p.date)
+            .collect(),
+        None => BTreeSet::new(),
+    };
     let calendar = dim_time::calendar(&event_days)?;
     let ctx = catalog.context();
     candidates.push((

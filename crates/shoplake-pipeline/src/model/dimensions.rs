@@ -15,6 +15,11 @@ const COUNTS: &str = r#"
   SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases,
   CAST(COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN price END), 0) AS DECIMAL(18, 2)) AS revenue"#;
 
+/// The same counts summed again over rows that already carry them (a second grouping stage).
+const RESUM: &str = "SUM(events) AS events, SUM(views) AS views, SUM(carts) AS carts, \
+  SUM(removes) AS removes, SUM(purchases) AS purchases, \
+  CAST(SUM(revenue) AS DECIMAL(18, 2)) AS revenue";
+
 /// A dimension and the query that rebuilds it.
 pub struct Dimension {
     /// The table.
@@ -47,12 +52,7 @@ per_user AS (
     MIN(first_seen) AS first_seen,
     MAX(last_seen) AS last_seen,
     COUNT(*) AS sessions,
-    SUM(events) AS events,
-    SUM(views) AS views,
-    SUM(carts) AS carts,
-    SUM(removes) AS removes,
-    SUM(purchases) AS purchases,
-    CAST(SUM(revenue) AS DECIMAL(18, 2)) AS revenue
+    {RESUM}
   FROM per_session
   GROUP BY user_id)
 SELECT u.user_id, u.first_seen, u.last_seen, d.active_days, u.sessions,
@@ -127,12 +127,7 @@ SELECT session_id,
   CAST(MIN(first_time) AS DATE) AS start_date,
   COUNT(*) AS distinct_products,
   SUM(purchases) > 0 AS converted,
-  SUM(events) AS events,
-  SUM(views) AS views,
-  SUM(carts) AS carts,
-  SUM(removes) AS removes,
-  SUM(purchases) AS purchases,
-  CAST(SUM(revenue) AS DECIMAL(18, 2)) AS revenue
+  {RESUM}
 FROM per_product
 GROUP BY session_id
 ORDER BY session_id"
