@@ -69,6 +69,10 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Bring clean and model tables up to date with raw (only the days that changed).
     Run(RunArgs),
+    /// Clean exports straight into day-partitioned Parquet, without a lake (no Delta log,
+    /// rejects table or star schema): the same rules as `run`, duplicates dropped, rejected
+    /// lines in OUT/_rejects.csv, counts in OUT/_report.json.
+    Convert(ConvertArgs),
     /// Evaluate the quality checks on the published tables (all, or one) and store the results
     /// in quality.results. Exit code 3 when a check of severity error fails.
     Check(CheckArgs),
@@ -119,6 +123,44 @@ pub struct GenerateArgs {
     /// Make this day (0-based index) a near-empty logging gap.
     #[arg(long, value_name = "INDEX")]
     pub gap_day: Option<u32>,
+}
+
+/// `shoplake convert`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Output: OUT/event_date=YYYY-MM-DD/part-NNN.parquet (zstd), one file per \
+worker and day, with event_time, event_type, product_id, category_id, category_code, brand, \
+price, user_id, user_session, hour_of_day, day_of_week. Written into a hidden staging directory \
+and renamed into place when complete: a killed conversion publishes nothing."
+)]
+pub struct ConvertArgs {
+    /// Files (.csv, .csv.gz) or directories holding them.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output directory (must not exist unless --overwrite).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace OUT when it exists (the old content stays until the new one is complete).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Parse workers; one more thread inflates the input. Default: the number of cores.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// zstd level of the Parquet files (1 fastest .. 22 smallest).
+    #[arg(long, default_value_t = 1, value_name = "LEVEL")]
+    pub zstd_level: i32,
+    /// How to print the report: a table, or the JSON of OUT/_report.json.
+    #[arg(long, short, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+/// How `convert` prints its report.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// Readable summary.
+    Table,
+    /// The report as JSON.
+    Json,
 }
 
 /// `shoplake ingest`.

@@ -100,6 +100,9 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         return commands::docs::run(args);
     }
     let settings = Settings::resolve(&cli).map_err(usage)?;
+    if let Command::Convert(args) = &cli.command {
+        return commands::convert::run(args, &settings, cli.quiet);
+    }
     let lake = shoplake_lake::Lake::open(&settings.lake)
         .map_err(usage)?
         .with_memory_limit(settings.memory_limit);
@@ -112,6 +115,8 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Query(args) => commands::query::run(&lake, args).await,
         Command::Status(args) => commands::status::run(&lake, args).await,
         Command::Profile(args) => commands::profile::run(&lake, args, &bars).await,
-        Command::Generate(_) | Command::Docs(_) => unreachable!("handled above"),
+        Command::Generate(_) | Command::Docs(_) | Command::Convert(_) => {
+            unreachable!("handled above")
+        }
     }
 }

@@ -5,10 +5,12 @@
 //! - [`model`] builds the star schema: the fact table per day, the dimensions from the facts.
 //! - [`gates`] evaluates the quality checks on what a run is about to publish.
 //! - [`run`] executes a plan, commits each partition atomically and records the run.
+//! - [`convert`] is the reduced job without a lake: exports straight to clean Parquet.
 
 #![deny(missing_docs)]
 
 pub mod clean;
+pub mod convert;
 pub mod crash_switch;
 pub mod error;
 pub mod gates;

@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod check;
+pub mod convert;
 pub mod demo;
 pub mod docs;
 pub mod generate;

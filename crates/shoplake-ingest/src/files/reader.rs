@@ -62,7 +62,7 @@ pub(crate) fn read_line_capped(
 }
 
 /// Day given to malformed lines of a file in which no line has a valid date.
-const FALLBACK_DATE: (i32, u32, u32) = (1970, 1, 1);
+pub(crate) const FALLBACK_DATE: (i32, u32, u32) = (1970, 1, 1);
 
 /// Passes bytes through while hashing them (xxh3-128), so the content hash of a file's
 /// decompressed text comes for free with reading it.
@@ -158,6 +158,7 @@ pub struct RawBatchReader {
     stats: ReadStats,
     done: bool,
     buf: Vec<u8>,
+    scratch: csv::StringRecord,
 }
 
 impl RawBatchReader {
@@ -193,6 +194,7 @@ impl RawBatchReader {
             stats: ReadStats::default(),
             done: false,
             buf: Vec::with_capacity(256),
+            scratch: csv::StringRecord::new(),
         })
     }
 
@@ -249,7 +251,7 @@ impl RawBatchReader {
             let parsed = if too_long {
                 Err("line_too_long")
             } else {
-                split_line(line)
+                split_fields(line, &mut self.scratch)
             };
             b.line.append_value(self.line_no);
             let date = match parsed {
@@ -361,31 +363,49 @@ impl Builders {
     }
 }
 
-/// Splits a line into the nine fields, or says why it cannot.
-fn split_line(line: &[u8]) -> Result<Vec<String>, &'static str> {
+/// Splits a line (without its line break) into the nine fields, or says why it cannot.
+///
+/// Plain lines are cut at commas without copying; a line holding a double quote is read by
+/// the `csv` crate into `scratch`, so quoted commas are honoured.
+pub fn split_fields<'a>(
+    line: &'a [u8],
+    scratch: &'a mut csv::StringRecord,
+) -> Result<[&'a str; 9], &'static str> {
     let text = std::str::from_utf8(line).map_err(|_| "invalid_utf8")?;
-    let fields: Vec<String> = if text.contains('"') {
+    let mut fields = [""; 9];
+    if text.contains('"') {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .from_reader(text.as_bytes());
-        let mut record = csv::StringRecord::new();
-        match reader.read_record(&mut record) {
-            Ok(true) => record.iter().map(str::to_string).collect(),
-            _ => return Err("wrong_field_count"),
+        if !matches!(reader.read_record(scratch), Ok(true)) || scratch.len() != fields.len() {
+            return Err("wrong_field_count");
         }
-    } else {
-        text.split(',').map(str::to_string).collect()
-    };
-    if fields.len() == SOURCE_COLUMNS.len() {
-        Ok(fields)
-    } else {
-        Err("wrong_field_count")
+        let record: &'a csv::StringRecord = scratch;
+        for (slot, value) in fields.iter_mut().zip(record.iter()) {
+            *slot = value;
+        }
+        return Ok(fields);
     }
+    let mut parts = text.split(',');
+    for slot in fields.iter_mut() {
+        *slot = parts.next().ok_or("wrong_field_count")?;
+    }
+    if parts.next().is_some() {
+        return Err("wrong_field_count");
+    }
+    Ok(fields)
+}
+
+/// Splits a line into owned fields (see [`split_fields`]).
+#[cfg(test)]
+fn split_line(line: &[u8]) -> Result<Vec<String>, &'static str> {
+    let mut scratch = csv::StringRecord::new();
+    split_fields(line, &mut scratch).map(|f| f.iter().map(|s| s.to_string()).collect())
 }
 
 /// The day of a text starting with `YYYY-MM-DD`, as days since the epoch.
-fn date_prefix(text: &[u8]) -> Option<i32> {
+pub fn date_prefix(text: &[u8]) -> Option<i32> {
     let t = text.get(..10)?;
     if t[4] != b'-' || t[7] != b'-' {
         return None;

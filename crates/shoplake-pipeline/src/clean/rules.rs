@@ -202,6 +202,17 @@ pub fn check<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
 
 /// The stable event id: xxh3-64 of the nine fields joined by the unit separator (0x1f).
 pub fn event_id(f: &RawFields<'_>) -> i64 {
+    hash_fields(f).digest() as i64
+}
+
+/// The identity of a row for duplicate removal outside the lake: xxh3-128 of the same text
+/// as [`event_id`]. Two rows share it only when their nine fields are equal (a collision
+/// among 2^64 distinct rows has a probability of about 10^-20).
+pub fn row_key(f: &RawFields<'_>) -> u128 {
+    hash_fields(f).digest128()
+}
+
+fn hash_fields(f: &RawFields<'_>) -> xxhash_rust::xxh3::Xxh3 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for (i, part) in [
         f.event_time,
@@ -222,7 +233,7 @@ pub fn event_id(f: &RawFields<'_>) -> i64 {
         }
         h.update(part.as_bytes());
     }
-    h.digest() as i64
+    h
 }
 
 /// Parses `YYYY-MM-DD HH:MM:SS UTC` into (microseconds since epoch, days since epoch).

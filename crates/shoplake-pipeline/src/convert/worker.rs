@@ -1,0 +1,209 @@
+//! A parse worker: chunks of lines in, rules applied, new rows appended to its day files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use shoplake_ingest::files::{MAX_LINE_BYTES, split_fields};
+use shoplake_lake::datafusion::parquet::file::properties::WriterProperties;
+
+use super::ConvertError;
+use super::chunks::Chunk;
+use super::output::{DayOutput, FinishedDay};
+use super::rejects::{Reject, RejectSink};
+use super::seen::SeenRows;
+use crate::clean::rules::{RawFields, RejectReason, check, row_key};
+
+/// Rejects gathered before they are handed to the shared rejects file.
+const REJECT_BUFFER: usize = 4096;
+
+/// Counts of one worker, merged by the coordinator.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerTotals {
+    pub lines: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub days: Vec<FinishedDay>,
+}
+
+pub(crate) struct Worker {
+    id: usize,
+    staging: PathBuf,
+    props: WriterProperties,
+    seen: Arc<SeenRows>,
+    rejects: Arc<Mutex<RejectSink>>,
+    /// Bytes of encoded row groups this worker may hold before it flushes the largest.
+    budget: usize,
+    days: HashMap<i32, DayOutput>,
+    pending_rejects: Vec<Reject>,
+    totals: WorkerTotals,
+    scratch: csv::StringRecord,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        id: usize,
+        staging: PathBuf,
+        props: WriterProperties,
+        seen: Arc<SeenRows>,
+        rejects: Arc<Mutex<RejectSink>>,
+        budget: usize,
+    ) -> Self {
+        Worker {
+            id,
+            staging,
+            props,
+            seen,
+            rejects,
+            budget,
+            days: HashMap::new(),
+            pending_rejects: Vec::new(),
+            totals: WorkerTotals::default(),
+            scratch: csv::StringRecord::new(),
+        }
+    }
+
+    /// Applies the rules to every line of `chunk`.
+    pub(crate) fn process(&mut self, chunk: &Chunk) -> Result<(), ConvertError> {
+        if chunk.too_long {
+            self.totals.lines += 1;
+            self.reject(
+                chunk,
+                chunk.first_line,
+                &chunk.data,
+                RejectReason::MalformedRow,
+                "line could not be split into 9 fields (line_too_long)".to_string(),
+            );
+            return self.flush_rejects_if_full();
+        }
+        let mut data: &[u8] = &chunk.data;
+        if let [rest @ .., b'\n'] = data {
+            data = rest;
+        }
+        let mut line_no = chunk.first_line;
+        for raw in data.split(|b| *b == b'\n') {
+            self.totals.lines += 1;
+            let mut line = raw;
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            self.line(chunk, line_no, line)?;
+            line_no += 1;
+        }
+        self.flush_rejects_if_full()?;
+        self.bound_memory()
+    }
+
+    fn line(&mut self, chunk: &Chunk, line_no: u64, line: &[u8]) -> Result<(), ConvertError> {
+        if line.len() > MAX_LINE_BYTES {
+            self.reject(
+                chunk,
+                line_no,
+                &line[..MAX_LINE_BYTES],
+                RejectReason::MalformedRow,
+                "line could not be split into 9 fields (line_too_long)".to_string(),
+            );
+            return Ok(());
+        }
+        let fields = match split_fields(line, &mut self.scratch) {
+            Ok(f) => f,
+            Err(why) => {
+                let detail = format!("line could not be split into 9 fields ({why})");
+                self.reject(chunk, line_no, line, RejectReason::MalformedRow, detail);
+                return Ok(());
+            }
+        };
+        let f = RawFields {
+            event_time: fields[0],
+            event_type: fields[1],
+            product_id: fields[2],
+            category_id: fields[3],
+            category_code: fields[4],
+            brand: fields[5],
+            price: fields[6],
+            user_id: fields[7],
+            user_session: fields[8],
+        };
+        let event = match check(&f) {
+            Ok(e) => e,
+            Err(r) => {
+                let (reason, detail) = (r.reason, r.detail);
+                self.reject(chunk, line_no, line, reason, detail);
+                return Ok(());
+            }
+        };
+        let first_time = self.seen.insert(row_key(&f));
+        let (id, staging) = (self.id, &self.staging);
+        let day = self
+            .days
+            .entry(event.event_date)
+            .or_insert_with(|| DayOutput::new(staging, id, event.event_date));
+        if first_time {
+            day.push(&event, &self.props)
+        } else {
+            day.duplicates += 1;
+            Ok(())
+        }
+    }
+
+    fn reject(
+        &mut self,
+        chunk: &Chunk,
+        line: u64,
+        text: &[u8],
+        reason: RejectReason,
+        detail: String,
+    ) {
+        *self.totals.rejected.entry(reason.code()).or_default() += 1;
+        self.pending_rejects.push(Reject {
+            file: chunk.file,
+            line,
+            reason: reason.code(),
+            detail,
+            raw_line: String::from_utf8_lossy(text).into_owned(),
+        });
+    }
+
+    fn flush_rejects_if_full(&mut self) -> Result<(), ConvertError> {
+        if self.pending_rejects.len() >= REJECT_BUFFER {
+            self.flush_rejects()?;
+        }
+        Ok(())
+    }
+
+    fn flush_rejects(&mut self) -> Result<(), ConvertError> {
+        if self.pending_rejects.is_empty() {
+            return Ok(());
+        }
+        let mut sink = self
+            .rejects
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        sink.write(self.pending_rejects.drain(..))
+    }
+
+    /// Keeps the encoded row groups in progress within the budget by writing out the largest.
+    fn bound_memory(&mut self) -> Result<(), ConvertError> {
+        loop {
+            let total: usize = self.days.values().map(DayOutput::buffered_bytes).sum();
+            if total <= self.budget {
+                return Ok(());
+            }
+            let largest = self
+                .days
+                .values_mut()
+                .max_by_key(|d| d.buffered_bytes())
+                .expect("over budget means some day holds bytes");
+            largest.flush_row_group()?;
+        }
+    }
+
+    /// Closes every day file and returns the worker's counts.
+    pub(crate) fn finish(mut self) -> Result<WorkerTotals, ConvertError> {
+        self.flush_rejects()?;
+        let mut totals = std::mem::take(&mut self.totals);
+        for (_, day) in self.days.drain() {
+            totals.days.push(day.finish(&self.props)?);
+        }
+        Ok(totals)
+    }
+}
