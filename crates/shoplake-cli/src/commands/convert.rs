@@ -18,9 +18,10 @@ pub fn run(args: &ConvertArgs, settings: &Settings, quiet: bool) -> Result<(), E
     if let Some(n) = args.threads {
         options.workers = n;
     }
-    // Row groups in progress take at most a quarter of the memory budget; the rest is left
-    // to the duplicate check and the chunks in flight.
+    // Row groups in progress take at most a quarter of the memory budget and the duplicate
+    // check's keys half; the rest is left to the chunks in flight and the batches being built.
     options.writer_memory = settings.memory_limit / 4;
+    options.key_memory = settings.memory_limit / 2;
     let bars = Bars::new(quiet || args.format == ReportFormat::Json);
     let report = convert(&options, &bars).map_err(|e| match e {
         ConvertError::Input(e @ IngestError::Usage(_))

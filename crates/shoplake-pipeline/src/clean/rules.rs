@@ -123,6 +123,14 @@ pub struct TypedEvent<'a> {
 
 /// Applies the rules to one well-formed row.
 pub fn check<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
+    validate(f).map(|e| TypedEvent {
+        event_id: event_id(f),
+        ..e
+    })
+}
+
+/// [`check`] without the event id (left 0), for callers that do not store it.
+pub fn validate<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
     let reject = |reason, detail: String| Err(Rejection { reason, detail });
     let Some((event_time_micros, event_date)) = parse_event_time(f.event_time) else {
         return reject(
@@ -186,7 +194,7 @@ pub fn check<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
     // A value of only spaces is as missing as an empty one.
     let or_unknown = |v: &'a str| if v.trim().is_empty() { UNKNOWN } else { v };
     Ok(TypedEvent {
-        event_id: event_id(f),
+        event_id: 0,
         event_time_micros,
         event_date,
         event_type,

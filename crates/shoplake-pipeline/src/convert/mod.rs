@@ -9,9 +9,8 @@
 //!
 //! It streams. One thread inflates the input into chunks of whole lines; parse workers apply
 //! the rules and append rows to their own per-day Parquet writers, whose row groups in
-//! progress are kept within a memory budget. The one structure that grows with the input is
-//! the set of row keys used to drop duplicates (16 bytes per distinct row, about 25 with the
-//! hash table's slack).
+//! progress are kept within a memory budget. The row keys used to drop duplicates are kept
+//! per day within their own budget, cold days moving to disk (see `seen`).
 //!
 //! Output is published whole or not at all: everything is written into a hidden staging
 //! directory next to the output and renamed into place at the end, so a killed conversion
@@ -107,12 +106,15 @@ pub struct ConvertOptions {
     pub zstd_level: i32,
     /// Bytes of Parquet row groups in progress held in memory, over all workers.
     pub writer_memory: usize,
+    /// Bytes of duplicate-check keys held in memory before cold days move to disk.
+    pub key_memory: usize,
     /// Inflated bytes per chunk handed to a worker.
     pub chunk_bytes: usize,
 }
 
 impl ConvertOptions {
-    /// Defaults: one worker per core, zstd level 1, 512 MiB of row groups, 4 MiB chunks.
+    /// Defaults: one worker per core, zstd level 1, 512 MiB of row groups, 1 GiB of keys,
+    /// 4 MiB chunks.
     pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Self {
         ConvertOptions {
             inputs,
@@ -121,6 +123,7 @@ impl ConvertOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             zstd_level: 1,
             writer_memory: 512 << 20,
+            key_memory: 1 << 30,
             chunk_bytes: 4 << 20,
         }
     }
@@ -162,6 +165,10 @@ pub struct ConvertReport {
     pub parquet_bytes: u64,
     /// Bytes of input read as stored (compressed when gzip).
     pub input_bytes: u64,
+    /// Days whose duplicate-check keys were moved to disk to stay within the budget.
+    pub key_days_spilled: u64,
+    /// Spilled key files (a day has 16) read back because rows of their day came later.
+    pub key_files_reloaded: u64,
     /// Wall time.
     pub seconds: f64,
 }
@@ -239,7 +246,9 @@ fn convert_into(
     let paths: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
     let input_bytes: u64 = sources.iter().map(|s| s.bytes).sum();
     let props = output::writer_properties(opts.zstd_level)?;
-    let seen = Arc::new(SeenRows::new());
+    let spill_dir = staging.join("_keys");
+    std::fs::create_dir_all(&spill_dir).map_err(|e| ConvertError::write(&spill_dir, e))?;
+    let seen = Arc::new(SeenRows::new(opts.key_memory, &spill_dir));
     let rejects = Arc::new(Mutex::new(RejectSink::create(staging, &paths)?));
     let bytes_read = Arc::new(AtomicU64::new(0));
     let failed = AtomicBool::new(false);
@@ -311,7 +320,12 @@ fn convert_into(
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .finish()?;
-    let report = merge(sources, totals, rejected_rows, staging, input_bytes)?;
+    let (key_days_spilled, key_files_reloaded) = seen.spill_counts();
+    drop(seen);
+    std::fs::remove_dir_all(&spill_dir).map_err(|e| ConvertError::write(&spill_dir, e))?;
+    let mut report = merge(sources, totals, rejected_rows, staging, input_bytes)?;
+    report.key_days_spilled = key_days_spilled;
+    report.key_files_reloaded = key_files_reloaded;
     progress.finish(&format!(
         "{} rows written, {} duplicates, {} rejected",
         report.rows, report.duplicates, report.rejected
@@ -401,6 +415,8 @@ fn merge(
         days: days.into_values().collect(),
         parquet_bytes: directory_bytes(staging, "parquet"),
         input_bytes,
+        key_days_spilled: 0,
+        key_files_reloaded: 0,
         seconds: 0.0,
     })
 }

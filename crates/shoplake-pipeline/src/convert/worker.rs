@@ -11,8 +11,8 @@ use super::ConvertError;
 use super::chunks::Chunk;
 use super::output::{DayOutput, FinishedDay};
 use super::rejects::{Reject, RejectSink};
-use super::seen::SeenRows;
-use crate::clean::rules::{RawFields, RejectReason, check, row_key};
+use super::seen::{DayHandle, SeenRows};
+use crate::clean::rules::{RawFields, RejectReason, row_key, validate};
 
 /// Rejects gathered before they are handed to the shared rejects file.
 const REJECT_BUFFER: usize = 4096;
@@ -33,7 +33,15 @@ pub(crate) struct Worker {
     rejects: Arc<Mutex<RejectSink>>,
     /// Bytes of encoded row groups this worker may hold before it flushes the largest.
     budget: usize,
-    days: HashMap<i32, DayOutput>,
+    /// Day outputs, and where each day is in `days`.
+    days: Vec<DayOutput>,
+    /// The duplicate-check keys of each day in `days`.
+    keys: Vec<DayHandle>,
+    /// Days (positions in `days`) that received rows in the current chunk.
+    touched: Vec<usize>,
+    day_index: HashMap<i32, usize>,
+    /// The day of the previous row: exports come roughly in time order.
+    last_day: Option<(i32, usize)>,
     pending_rejects: Vec<Reject>,
     totals: WorkerTotals,
     scratch: csv::StringRecord,
@@ -55,7 +63,11 @@ impl Worker {
             seen,
             rejects,
             budget,
-            days: HashMap::new(),
+            days: Vec::new(),
+            keys: Vec::new(),
+            touched: Vec::new(),
+            day_index: HashMap::new(),
+            last_day: None,
             pending_rejects: Vec::new(),
             totals: WorkerTotals::default(),
             scratch: csv::StringRecord::new(),
@@ -90,6 +102,13 @@ impl Worker {
             line_no += 1;
         }
         self.flush_rejects_if_full()?;
+        for slot in self.touched.drain(..) {
+            self.seen.touch(&self.keys[slot]);
+        }
+        if let Some((_, slot)) = self.last_day {
+            self.touched.push(slot);
+        }
+        self.seen.bound_memory()?;
         self.bound_memory()
     }
 
@@ -123,7 +142,7 @@ impl Worker {
             user_id: fields[7],
             user_session: fields[8],
         };
-        let event = match check(&f) {
+        let event = match validate(&f) {
             Ok(e) => e,
             Err(r) => {
                 let (reason, detail) = (r.reason, r.detail);
@@ -131,12 +150,26 @@ impl Worker {
                 return Ok(());
             }
         };
-        let first_time = self.seen.insert(row_key(&f));
-        let (id, staging) = (self.id, &self.staging);
-        let day = self
-            .days
-            .entry(event.event_date)
-            .or_insert_with(|| DayOutput::new(staging, id, event.event_date));
+        let slot = match self.last_day {
+            Some((d, slot)) if d == event.event_date => slot,
+            _ => {
+                let (days, keys, staging, id) =
+                    (&mut self.days, &mut self.keys, &self.staging, self.id);
+                let seen = &self.seen;
+                let slot = *self.day_index.entry(event.event_date).or_insert_with(|| {
+                    days.push(DayOutput::new(staging, id, event.event_date));
+                    keys.push(seen.day(event.event_date));
+                    days.len() - 1
+                });
+                self.last_day = Some((event.event_date, slot));
+                if !self.touched.contains(&slot) {
+                    self.touched.push(slot);
+                }
+                slot
+            }
+        };
+        let first_time = self.seen.insert(&self.keys[slot], row_key(&f))?;
+        let day = &mut self.days[slot];
         if first_time {
             day.push(&event, &self.props)
         } else {
@@ -184,13 +217,13 @@ impl Worker {
     /// Keeps the encoded row groups in progress within the budget by writing out the largest.
     fn bound_memory(&mut self) -> Result<(), ConvertError> {
         loop {
-            let total: usize = self.days.values().map(DayOutput::buffered_bytes).sum();
+            let total: usize = self.days.iter().map(DayOutput::buffered_bytes).sum();
             if total <= self.budget {
                 return Ok(());
             }
             let largest = self
                 .days
-                .values_mut()
+                .iter_mut()
                 .max_by_key(|d| d.buffered_bytes())
                 .expect("over budget means some day holds bytes");
             largest.flush_row_group()?;
@@ -201,7 +234,7 @@ impl Worker {
     pub(crate) fn finish(mut self) -> Result<WorkerTotals, ConvertError> {
         self.flush_rejects()?;
         let mut totals = std::mem::take(&mut self.totals);
-        for (_, day) in self.days.drain() {
+        for day in self.days.drain(..) {
             totals.days.push(day.finish(&self.props)?);
         }
         Ok(totals)
