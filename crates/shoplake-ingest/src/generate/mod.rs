@@ -21,6 +21,7 @@
 //! Generation streams at several million rows per second in constant memory: only the open
 //! sessions and the (capped) product catalogue are held.
 
+mod background;
 mod catalogue;
 mod sampling;
 mod timeline;
@@ -118,20 +119,24 @@ pub fn generate_to_path(
         source,
     };
     let file = File::create(path).map_err(io_err)?;
-    let mut counted = CountingWriter {
+    let counted = CountingWriter {
         inner: file,
         count: 0,
     };
     let gz = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    let mut report = if gz {
-        let mut enc = flate2::write::GzEncoder::new(&mut counted, flate2::Compression::new(1));
-        let report = run(opts, &mut enc, progress).map_err(io_err)?;
-        enc.finish().map_err(io_err)?;
-        report
+    // Compressing and writing happen on a second thread, overlapping with generation.
+    let (mut report, mut counted) = if gz {
+        let enc = flate2::write::GzEncoder::new(counted, flate2::Compression::new(1));
+        let mut out = background::BackgroundWriter::new(enc);
+        let report = run(opts, &mut out, progress).map_err(io_err)?;
+        let enc = out.finish().map_err(io_err)?;
+        (report, enc.finish().map_err(io_err)?)
     } else {
-        run(opts, &mut counted, progress).map_err(io_err)?
+        let mut out = background::BackgroundWriter::new(counted);
+        let report = run(opts, &mut out, progress).map_err(io_err)?;
+        (report, out.finish().map_err(io_err)?)
     };
     counted.flush().map_err(io_err)?;
     report.bytes = counted.count;
