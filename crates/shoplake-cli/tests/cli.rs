@@ -489,3 +489,127 @@ fn a_run_crashed_after_any_commit_then_rerun_equals_an_uninterrupted_run() {
         );
     }
 }
+
+#[test]
+fn convert_reports_refuses_to_clobber_and_publishes_nothing_when_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("unused-lake");
+    let f = fixture();
+    let out = dir.path().join("parquet");
+    let text = ok(
+        &lake,
+        &[
+            "convert",
+            f.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text.contains("read 28 lines from 1 file(s)")
+            && text.contains("13 rows written, 3 exact duplicates dropped, 12 rejected"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wrote 2 days (2020-04-01 to 2020-04-02)"),
+        "{text}"
+    );
+    assert!(!lake.exists(), "convert needs no lake");
+
+    // An existing output is a usage error unless --overwrite; a missing input too.
+    let again = shoplake(
+        &lake,
+        &[
+            "convert",
+            f.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+    let missing = shoplake(&lake, &["convert", "nope.csv", "--out", "x"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let json = ok(
+        &lake,
+        &[
+            "convert",
+            f.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--overwrite",
+            "-f",
+            "json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["rows"], 13);
+    assert_eq!(report["rejected_by_reason"]["malformed_row"], 3);
+
+    // Killed at any instant: the output is absent or complete, never partial.
+    let data = dir.path().join("events.csv.gz");
+    ok(
+        &lake,
+        &[
+            "generate",
+            "--rows",
+            "200000",
+            "--days",
+            "3",
+            "--out",
+            data.to_str().unwrap(),
+        ],
+    );
+    let full = dir.path().join("full");
+    let reference: serde_json::Value = serde_json::from_str(&ok(
+        &lake,
+        &[
+            "convert",
+            data.to_str().unwrap(),
+            "--out",
+            full.to_str().unwrap(),
+            "-f",
+            "json",
+        ],
+    ))
+    .unwrap();
+    for delay_ms in [5u64, 80, 250, 700] {
+        let target = dir.path().join(format!("killed-{delay_ms}"));
+        let mut child = bin()
+            .args(["convert", "-q", "--out"])
+            .arg(&target)
+            .arg(&data)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if target.exists() {
+            assert!(
+                target.join("_report.json").exists(),
+                "partial output at {delay_ms} ms"
+            );
+        }
+        let rerun: serde_json::Value = serde_json::from_str(&ok(
+            &lake,
+            &[
+                "convert",
+                data.to_str().unwrap(),
+                "--out",
+                target.to_str().unwrap(),
+                "--overwrite",
+                "-f",
+                "json",
+            ],
+        ))
+        .unwrap();
+        for key in ["lines", "rows", "duplicates", "rejected", "days"] {
+            assert_eq!(
+                rerun[key], reference[key],
+                "{key} after a kill at {delay_ms} ms"
+            );
+        }
+        let staging = dir.path().join(format!(".killed-{delay_ms}.partial"));
+        assert!(!staging.exists());
+    }
+}
