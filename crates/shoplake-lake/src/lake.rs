@@ -18,6 +18,9 @@ use crate::tables::TableDef;
 /// Default memory budget of the query engine: enough for a day of a large store.
 pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
 
+/// Directory of intermediate files under a local lake's root (not a table).
+pub const SCRATCH_DIR: &str = "_scratch";
+
 /// A lake: a root location holding one Delta table per [`TableDef`].
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -62,6 +65,35 @@ impl Lake {
     fn dir_url(path: &Path) -> std::result::Result<Url, String> {
         Url::from_directory_path(path)
             .map_err(|()| format!("'{}' is not an absolute path", path.display()))
+    }
+
+    /// A fresh, empty scratch directory for intermediate files of one job: under the lake's
+    /// `_scratch/` when the lake is local (same disk as the tables), else in the system's
+    /// temporary directory. Callers remove it when done; [`Lake::clear_scratch`] removes
+    /// what a killed job left.
+    pub fn scratch_dir(&self, job: &str) -> Result<PathBuf> {
+        let dir = self.scratch_root().join(job);
+        let io = |e: std::io::Error| LakeError::Location {
+            location: dir.display().to_string(),
+            reason: format!("cannot prepare scratch directory: {e}"),
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io)?;
+        }
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        Ok(dir)
+    }
+
+    /// Removes every scratch directory (a single writer works on a lake at a time).
+    pub fn clear_scratch(&self) {
+        let _ = std::fs::remove_dir_all(self.scratch_root());
+    }
+
+    fn scratch_root(&self) -> PathBuf {
+        match &self.local_root {
+            Some(root) => root.join(SCRATCH_DIR),
+            None => std::env::temp_dir().join("shoplake-scratch"),
+        }
     }
 
     /// Sets the memory budget of the query engine (bytes); work beyond it spills to disk.

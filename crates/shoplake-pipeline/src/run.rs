@@ -14,8 +14,9 @@ use shoplake_lake::arrow::array::{
     Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use shoplake_lake::arrow::datatypes::SchemaRef;
+use shoplake_lake::datafusion::dataframe::DataFrameWriteOptions;
 use shoplake_lake::datafusion::datasource::MemTable;
-use shoplake_lake::datafusion::prelude::{DataFrame, SessionContext};
+use shoplake_lake::datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use shoplake_lake::deltalake::kernel::transaction::CommitProperties;
 use shoplake_lake::partitions::partition_files;
 use shoplake_lake::tables::TableDef;
@@ -310,10 +311,41 @@ async fn rebuild_dimensions(
 ) -> Result<()> {
     let catalog = SqlCatalog::open(lake).await?;
     let dims = dimensions::all();
-    progress.start("dimensions", Some(dims.len() as u64 + 2), "steps");
+    progress.start("dimensions", Some(2 * dims.len() as u64 + 2), "steps");
+    // Each dimension is computed once, into Parquet files in a scratch directory; its checks
+    // and its write read those files rather than aggregating the fact table again.
+    lake.clear_scratch();
+    let scratch = lake.scratch_dir(&report.run_id)?;
+    let result =
+        stage_check_publish(lake, &catalog, dims, &scratch, checks, report, progress).await;
+    lake.clear_scratch();
+    result
+}
+
+async fn stage_check_publish(
+    lake: &Lake,
+    catalog: &SqlCatalog,
+    dims: Vec<dimensions::Dimension>,
+    scratch: &std::path::Path,
+    checks: &[Check],
+    report: &mut RunReport,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let ctx = catalog.context();
     let mut candidates: Vec<(TableDef, DataFrame)> = Vec::new();
     for dim in dims {
-        candidates.push((dim.def, catalog.sql(&dim.sql).await?));
+        let dir = scratch.join(dim.def.qualified_name());
+        let dir = format!("{}/", dir.display());
+        catalog
+            .sql(&dim.sql)
+            .await?
+            .write_parquet(&dir, DataFrameWriteOptions::new(), None)
+            .await?;
+        let staged = ctx
+            .read_parquet(dir.as_str(), ParquetReadOptions::default())
+            .await?;
+        candidates.push((dim.def, staged));
+        progress.advance(1);
     }
     let event_days: BTreeSet<NaiveDate> = match lake.load(&tables::fact_user_events()).await? {
         Some(fact) => partition_files(&fact)
@@ -325,7 +357,6 @@ async fn rebuild_dimensions(
         None => BTreeSet::new(),
     };
     let calendar = dim_time::calendar(&event_days)?;
-    let ctx = catalog.context();
     candidates.push((
         tables::dim_time(),
         batches_frame(ctx, tables::dim_time().arrow_schema(), vec![calendar])?,
