@@ -24,7 +24,7 @@ use shoplake_lake::write::{WriteMode, date_to_days, write_table};
 use shoplake_lake::{Lake, Progress, SqlCatalog, tables};
 use shoplake_quality::checks::{Check, CheckOutcome, DayAccounting, write_results};
 
-use crate::clean::clean_day;
+use crate::clean::{CleanDay, clean_day};
 use crate::error::{PipelineError, Result};
 use crate::model::{dim_time, dimensions, fact_user_events};
 use crate::plan::{DayReason, RunPlan, Selection, plan};
@@ -183,9 +183,21 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
         .sum();
     progress.start("clean + fact", Some(total_raw), "rows");
     let mut clean_seconds = 0.0;
-    for day in &plan.days {
+    // The next day is cleaned while the current one is checked and written: the writes keep
+    // one core busy, the cleaning the other.
+    let mut prefetch: Option<tokio::task::JoinHandle<Result<CleanDay>>> = None;
+    for (i, day) in plan.days.iter().enumerate() {
         let day_started = Instant::now();
-        let cleaned = clean_day(ctx, day.date).await?;
+        let cleaned = match prefetch.take() {
+            Some(task) => task.await.map_err(|e| {
+                PipelineError::Usage(format!("cleaning {} stopped: {e}", day.date))
+            })??,
+            None => clean_day(ctx, day.date).await?,
+        };
+        if let Some(next) = plan.days.get(i + 1) {
+            let (ctx, date) = (ctx.clone(), next.date);
+            prefetch = Some(tokio::spawn(async move { clean_day(&ctx, date).await }));
+        }
         let (clean_rows, rejected) = (cleaned.clean_rows(), cleaned.rejected());
         let fact = fact_user_events::from_clean(ctx, cleaned.clean.clone()).await?;
         let clean_df = batches_frame(ctx, tables::clean_events().arrow_schema(), cleaned.clean)?;
@@ -334,6 +346,7 @@ async fn stage_check_publish(
     let ctx = catalog.context();
     let mut candidates: Vec<(TableDef, DataFrame)> = Vec::new();
     for dim in dims {
+        let started = Instant::now();
         let dir = scratch.join(dim.def.qualified_name());
         let dir = format!("{}/", dir.display());
         catalog
@@ -344,6 +357,10 @@ async fn stage_check_publish(
         let staged = ctx
             .read_parquet(dir.as_str(), ParquetReadOptions::default())
             .await?;
+        report.steps.push((
+            format!("build {}", dim.def.qualified_name()),
+            started.elapsed().as_secs_f64(),
+        ));
         candidates.push((dim.def, staged));
         progress.advance(1);
     }
@@ -363,9 +380,13 @@ async fn stage_check_publish(
     ));
 
     // Gate: the dimensions as rebuilt, with the published fact and other tables.
+    let started = Instant::now();
     gates::register_candidates(ctx, &candidates)?;
     let dim_checks: Vec<&Check> = checks.iter().filter(|c| c.runs_with_dimensions()).collect();
     let outcomes = gates::evaluate_tables(ctx, &dim_checks).await?;
+    report
+        .steps
+        .push(("dimension checks".into(), started.elapsed().as_secs_f64()));
     progress.advance(1);
     let blocked = outcomes.iter().any(CheckOutcome::blocks);
     let published = if blocked { "no" } else { "yes" };
@@ -377,6 +398,7 @@ async fn stage_check_publish(
         progress.finish("dimensions not published: a check failed");
         return Ok(());
     }
+    let started = Instant::now();
     for (def, df) in candidates {
         let table = write_table(
             lake,
@@ -393,6 +415,9 @@ async fn stage_check_publish(
         ));
         progress.advance(1);
     }
+    report
+        .steps
+        .push(("dimension writes".into(), started.elapsed().as_secs_f64()));
     progress.finish("dimensions rebuilt");
     Ok(())
 }
