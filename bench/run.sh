@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# shoplake benchmark: the same reduced ETL job on DuckDB, Polars and PySpark local[2], plus
-# shoplake's real pipeline (ingest + run), interleaved per round, timed with /usr/bin/time.
+# shoplake benchmark: the same reduced ETL job on shoplake (`shoplake convert`), DuckDB, Polars and
+# PySpark local[2], plus shoplake's real pipeline (ingest + run, then stage 2 over its fact table
+# with `shoplake query` and with DuckDB on the same Parquet files), interleaved per round, timed
+# with /usr/bin/time.
 #
 #   bench/run.sh [--rows N] [--rounds R]
 #
 # Defaults: --rows 66600000 (a full month), --rounds 1 (3 when N <= 10000000).
 # Needs bench/setup.sh to have run. SHOPLAKE_BIN overrides the binary,
-# BENCH_SPARK_DRIVER_MEMORY the Spark driver heap (default 16g), BENCH_ENGINES the engine list.
+# BENCH_SPARK_DRIVER_MEMORY the Spark driver heap (default 16g), BENCH_ENGINES the engine list
+# (default: shoplake shoplake-convert duckdb polars pyspark).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"
@@ -17,7 +20,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --rows) ROWS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -29,7 +32,11 @@ fi
 BIN="${SHOPLAKE_BIN:-$HOME/.cache/shoplake/target/release/shoplake}"
 PY="$HERE/.venv/bin/python"
 SPARK_MEM="${BENCH_SPARK_DRIVER_MEMORY:-16g}"
-ENGINES=(${BENCH_ENGINES:-shoplake duckdb polars pyspark})
+ENGINES=(${BENCH_ENGINES:-shoplake shoplake-convert duckdb polars pyspark})
+for e in "${ENGINES[@]}"; do
+  case "$e" in shoplake|shoplake-convert|duckdb|polars|pyspark) ;;
+    *) echo "run.sh: unknown engine $e in BENCH_ENGINES" >&2; exit 2 ;; esac
+done
 [ -x "$BIN" ] || { echo "run.sh: shoplake binary not found at $BIN (set SHOPLAKE_BIN)" >&2; exit 1; }
 [ -x "$PY" ] || { echo "run.sh: no venv; run bench/setup.sh first" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "run.sh: /usr/bin/time (GNU time) is required" >&2; exit 1; }
@@ -49,9 +56,10 @@ fi
 RUN="data/runs-$ROWS"          # per-run outputs and logs (gitignored)
 rm -rf "$RUN"; mkdir -p "$RUN"
 MEAS="$RUN/measurements.tsv"   # engine step round wall user sys maxrss_kb
-: > "$MEAS"
+SIZES="$RUN/sizes.tsv"         # engine what round bytes (Parquet files written, apparent size)
+: > "$MEAS"; : > "$SIZES"
 
-# timed STEP-NAME ENGINE ROUND STDOUT-FILE -- command...
+# timed ENGINE STEP ROUND STDOUT-FILE -- command...
 timed() {
   local engine="$1" step="$2" round="$3" out="$4"; shift 5
   local tfile="$RUN/time.$engine.$step.$round"
@@ -62,24 +70,70 @@ timed() {
   fi
   local t; t="$(tail -1 "$tfile")"
   printf '%s\t%s\t%s\t%s\n' "$engine" "$step" "$round" "${t// /$'\t'}" >> "$MEAS"
-  printf '  %-9s %-7s wall %7ss  user %7ss  sys %6ss  maxrss %8s KB\n' "$engine" "$step" $t
+  printf '  %-16s %-8s wall %7ss  user %7ss  sys %6ss  maxrss %8s KB\n' "$engine" "$step" $t
+}
+
+# untimed ENGINE STEP ROUND STDOUT-FILE -- command...  (checks run between timed steps)
+untimed() {
+  local engine="$1" step="$2" round="$3" out="$4"; shift 5
+  if ! "$@" > "$out" 2> "$RUN/$engine.$step.$round.stderr"; then
+    echo "run.sh: FAILED: $engine $step (round $round); last lines of its stderr:" >&2
+    tail -20 "$RUN/$engine.$step.$round.stderr" >&2
+    exit 1
+  fi
+}
+
+# pqbytes ENGINE WHAT ROUND DIR: total size of the Parquet files under DIR, into sizes.tsv
+pqbytes() {
+  local b; b="$(find "$4" -name '*.parquet' -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')"
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$b" >> "$SIZES"
 }
 
 q() { "$BIN" --lake data/lake-tmp query -q -f json "$1"; }
+
+FACT=data/lake-tmp/model/fact_user_events
+FUNNEL_SQL="SELECT CAST(event_date AS VARCHAR) AS d, event_type, count(*) AS n FROM model.fact_user_events GROUP BY 1, 2 ORDER BY 1, 2"
+TOP_SQL="SELECT product_id, count(*) AS purchases FROM model.fact_user_events WHERE event_type = 'purchase' GROUP BY product_id ORDER BY purchases DESC, product_id LIMIT 20"
+
+stage2_shoplake() {
+  local r="$1" o="$2"
+  timed shoplake query "$r" "$o.funnel" -- "$BIN" --lake data/lake-tmp query -q -f json "$FUNNEL_SQL"
+  timed shoplake query2 "$r" "$o.top" -- "$BIN" --lake data/lake-tmp query -q -f json "$TOP_SQL"
+  timed shoplake startup "$r" "$o.select1" -- "$BIN" --lake data/lake-tmp query -q -f json "SELECT 1 AS x"
+}
+
+stage2_duckdb() {
+  local r="$1"
+  timed duckdb-over-fact stage2 "$r" "$RUN/duckdb-over-fact.$r.json" -- "$PY" "$HERE/stage2_duckdb.py" "$FACT"
+}
 
 run_shoplake() {
   local r="$1"
   rm -rf data/lake-tmp
   timed shoplake ingest "$r" "$RUN/shoplake.ingest.$r.stdout" -- "$BIN" --lake data/lake-tmp ingest -q "$DATA"
   timed shoplake run "$r" "$RUN/shoplake.run.$r.stdout" -- "$BIN" --lake data/lake-tmp run -q
-  # Stage 2 over the model table (timed separately; not part of the pipeline's time).
+  # Stage 2 over the model table (timed separately; not part of the pipeline's time): the two
+  # queries as `shoplake query` processes (start-up included: the command prints no timing of
+  # its own), a `SELECT 1` process for the start-up alone, and the same two queries on DuckDB
+  # over the fact table's Parquet files (timed inside the script). Who goes first alternates.
   local o="$RUN/shoplake.$r.query"
-  timed shoplake query "$r" "$o.funnel" -- "$BIN" --lake data/lake-tmp query -q -f json \
-    "SELECT CAST(event_date AS VARCHAR) AS d, event_type, count(*) AS n FROM model.fact_user_events GROUP BY 1, 2 ORDER BY 1, 2"
-  timed shoplake query2 "$r" "$o.top" -- "$BIN" --lake data/lake-tmp query -q -f json \
-    "SELECT product_id, count(*) AS purchases FROM model.fact_user_events WHERE event_type = 'purchase' GROUP BY product_id ORDER BY purchases DESC, product_id LIMIT 20"
+  if ((r % 2)); then stage2_shoplake "$r" "$o"; stage2_duckdb "$r"
+  else stage2_duckdb "$r"; stage2_shoplake "$r" "$o"; fi
   q "SELECT count(*) AS n FROM clean.events" > "$o.clean"
   q "SELECT count(*) AS n FROM model.fact_user_events" > "$o.fact"
+  pqbytes shoplake lake "$r" data/lake-tmp
+  pqbytes shoplake clean "$r" data/lake-tmp/clean/events
+  pqbytes shoplake fact "$r" "$FACT"
+}
+
+run_convert() {
+  local r="$1" out=data/out-shoplake-convert
+  timed shoplake-convert convert "$r" "$RUN/shoplake-convert.$r.report.json" -- \
+    "$BIN" convert "$DATA" --out "$out" --overwrite -q -f json
+  # agreement figures from the Parquet output, with pyarrow (untimed)
+  untimed shoplake-convert check "$r" "$RUN/shoplake-convert.$r.json" -- \
+    "$PY" "$HERE/check_parquet.py" "$out" --report "$RUN/shoplake-convert.$r.report.json"
+  pqbytes shoplake-convert out "$r" "$out"
 }
 
 run_peer() {
@@ -92,6 +146,7 @@ run_peer() {
   else
     timed "$e" etl "$r" "$out" -- "$PY" "$HERE/etl_$e.py" "$DATA" "data/out-$e"
   fi
+  pqbytes "$e" out "$r" "data/out-$e"
 }
 
 echo "run.sh: $ROWS rows, $ROUNDS round(s), engines: ${ENGINES[*]}"
@@ -101,7 +156,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
   # rotate the order each round so that no engine always runs first (cold caches) or last
   for ((i = 0; i < n; i++)); do
     e="${ENGINES[$(((i + r - 1) % n))]}"
-    if [ "$e" = shoplake ]; then run_shoplake "$r"; else run_peer "$e" "$r"; fi
+    case "$e" in
+      shoplake) run_shoplake "$r" ;;
+      shoplake-convert) run_convert "$r" ;;
+      *) run_peer "$e" "$r" ;;
+    esac
   done
 done
 
