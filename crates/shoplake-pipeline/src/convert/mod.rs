@@ -276,6 +276,7 @@ fn convert_into(
                 );
                 let (receive, failed) = (&receive, &failed);
                 scope.spawn(move || -> Result<WorkerTotals, ConvertError> {
+                    let _guard = FailOnPanic(failed);
                     loop {
                         let next = receive
                             .lock()
@@ -343,7 +344,7 @@ fn read_all(
 ) -> Result<(), ConvertError> {
     for (i, source) in sources.iter().enumerate() {
         read_chunks(i, source, chunk_bytes, bytes_read.clone(), |chunk| {
-            !failed.load(Ordering::SeqCst) && send.send(chunk).is_ok()
+            hand_over(&send, chunk, failed)
         })
         .map_err(|e| {
             failed.store(true, Ordering::SeqCst);
@@ -354,6 +355,40 @@ fn read_all(
         })?;
     }
     Ok(())
+}
+
+/// Queues a chunk for the workers; false when they stopped (an error or a panic), so that
+/// the reader never waits forever on a queue nobody empties.
+fn hand_over(
+    send: &mpsc::SyncSender<chunks::Chunk>,
+    chunk: chunks::Chunk,
+    failed: &AtomicBool,
+) -> bool {
+    let mut chunk = chunk;
+    loop {
+        if failed.load(Ordering::SeqCst) {
+            return false;
+        }
+        match send.try_send(chunk) {
+            Ok(()) => return true,
+            Err(mpsc::TrySendError::Full(back)) => {
+                chunk = back;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return false,
+        }
+    }
+}
+
+/// Marks the conversion failed when a worker thread unwinds.
+struct FailOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Adds up the workers' counts and checks that every line is accounted for.
