@@ -36,7 +36,7 @@ if os.path.exists(sizes_path):
     with open(sizes_path) as f:
         for line in f:
             e, what, r, b = line.rstrip("\n").split("\t")
-            sizes[e][what][int(r)] = int(b)
+            sizes[e][what][int(r)] = int(float(b))
 
 failures = []
 

@@ -85,7 +85,7 @@ untimed() {
 
 # pqbytes ENGINE WHAT ROUND DIR: total size of the Parquet files under DIR, into sizes.tsv
 pqbytes() {
-  local b; b="$(find "$4" -name '*.parquet' -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')"
+  local b; b="$(find "$4" -name '*.parquet' -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}')"
   printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$b" >> "$SIZES"
 }
 
