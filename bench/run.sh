@@ -92,7 +92,8 @@ pqbytes() {
 q() { "$BIN" --lake data/lake-tmp query -q -f json "$1"; }
 
 FACT=data/lake-tmp/model/fact_user_events
-FUNNEL_SQL="SELECT CAST(event_date AS VARCHAR) AS d, event_type, count(*) AS n FROM model.fact_user_events GROUP BY 1, 2 ORDER BY 1, 2"
+# Grouped by the date itself, formatted after grouping (the same SQL as stage2_duckdb.py).
+FUNNEL_SQL="SELECT CAST(event_date AS VARCHAR) AS d, event_type, n FROM (SELECT event_date, event_type, count(*) AS n FROM model.fact_user_events GROUP BY event_date, event_type) ORDER BY 1, 2"
 TOP_SQL="SELECT product_id, count(*) AS purchases FROM model.fact_user_events WHERE event_type = 'purchase' GROUP BY product_id ORDER BY purchases DESC, product_id LIMIT 20"
 
 stage2_shoplake() {

@@ -33,8 +33,9 @@ if on_disk != active:
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
 src = f"read_parquet('{table}/**/*.parquet', hive_partitioning = true)"
-FUNNEL = (f"SELECT CAST(event_date AS VARCHAR) AS d, event_type, count(*) AS n FROM {src} "
-          "GROUP BY 1, 2 ORDER BY 1, 2")
+# Grouped by the date itself, formatted after grouping (30 x 4 values, not one per row).
+FUNNEL = (f"SELECT CAST(event_date AS VARCHAR) AS d, event_type, n FROM (SELECT event_date, "
+          f"event_type, count(*) AS n FROM {src} GROUP BY event_date, event_type) ORDER BY 1, 2")
 TOP = (f"SELECT product_id, count(*) AS purchases FROM {src} WHERE event_type = 'purchase' "
        "GROUP BY product_id ORDER BY purchases DESC, product_id LIMIT 20")
 
