@@ -120,7 +120,7 @@ mod tests {
                 break;
             }
         }
-        let e = failed.map_or_else(|| w.finish().err().unwrap(), |e| e);
+        let e = failed.unwrap_or_else(|| w.finish().err().unwrap());
         assert!(e.to_string().contains("disk full"), "{e}");
     }
 }

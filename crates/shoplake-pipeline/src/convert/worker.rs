@@ -91,15 +91,13 @@ impl Worker {
         if let [rest @ .., b'\n'] = data {
             data = rest;
         }
-        let mut line_no = chunk.first_line;
-        for raw in data.split(|b| *b == b'\n') {
+        for (line_no, raw) in (chunk.first_line..).zip(data.split(|b| *b == b'\n')) {
             self.totals.lines += 1;
             let mut line = raw;
             if let [rest @ .., b'\r'] = line {
                 line = rest;
             }
             self.line(chunk, line_no, line)?;
-            line_no += 1;
         }
         self.flush_rejects_if_full()?;
         for slot in self.touched.drain(..) {
