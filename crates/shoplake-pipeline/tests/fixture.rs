@@ -21,6 +21,13 @@ async fn fixture_lands_cleans_and_models_exactly() {
     assert_eq!(report.malformed(), 3); // L13 wrong field count, L20 invalid UTF-8, L27 no commas (lines count the header as 1)
 
     let run = run_incremental(&lake).await;
+    // The dimensions' scratch Parquet files are gone once they are published.
+    assert!(
+        !dir.path()
+            .join("lake")
+            .join(shoplake_lake::lake::SCRATCH_DIR)
+            .exists()
+    );
     let per_day: Vec<_> = run
         .days
         .iter()
