@@ -35,6 +35,10 @@ pub enum PipelineError {
         /// Rejected rows.
         rejected: u64,
     },
+    /// A published table breaks its declared contract (a column missing, a value outside
+    /// its allowed set): the lake was changed by something else than shoplake.
+    #[error("{0}")]
+    Contract(String),
     /// The run was asked for something impossible.
     #[error("{0}")]
     Usage(String),

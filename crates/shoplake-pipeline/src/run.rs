@@ -26,7 +26,7 @@ use shoplake_quality::checks::{Check, CheckOutcome, DayAccounting, write_results
 
 use crate::clean::{CleanDay, clean_day};
 use crate::error::{PipelineError, Result};
-use crate::model::{dim_time, dimensions, fact_user_events};
+use crate::model::{catalog as model_catalog, dim_time, dimensions, fact_user_events};
 use crate::plan::{DayReason, RunPlan, Selection, plan};
 use crate::{crash_switch, gates};
 
@@ -199,7 +199,11 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
             prefetch = Some(tokio::spawn(async move { clean_day(&ctx, date).await }));
         }
         let (clean_rows, rejected) = (cleaned.clean_rows(), cleaned.rejected());
-        let fact = fact_user_events::from_clean(ctx, cleaned.clean.clone()).await?;
+        let fact = batches_frame(
+            ctx,
+            tables::fact_user_events().arrow_schema(),
+            fact_user_events::from_clean(&cleaned.clean)?,
+        )?;
         let clean_df = batches_frame(ctx, tables::clean_events().arrow_schema(), cleaned.clean)?;
         let rejects_df =
             batches_frame(ctx, tables::clean_rejects().arrow_schema(), cleaned.rejects)?;
@@ -323,7 +327,10 @@ async fn rebuild_dimensions(
 ) -> Result<()> {
     let catalog = SqlCatalog::open(lake).await?;
     let dims = dimensions::all();
-    progress.start("dimensions", Some(2 * dims.len() as u64 + 2), "steps");
+    // Each table (the two folded, the SQL ones, the calendar) is built and written, and the
+    // checks are one step more; the calendar is built with them.
+    let built = dims.len() as u64 + 3;
+    progress.start("dimensions", Some(2 * built), "steps");
     // Each dimension is computed once, into Parquet files in a scratch directory; its checks
     // and its write read those files rather than aggregating the fact table again.
     lake.clear_scratch();
@@ -345,6 +352,20 @@ async fn stage_check_publish(
 ) -> Result<()> {
     let ctx = catalog.context();
     let mut candidates: Vec<(TableDef, DataFrame)> = Vec::new();
+    let started = Instant::now();
+    let folded = model_catalog::build(ctx).await?;
+    report.steps.push((
+        "build model.dim_products + model.dim_categories".into(),
+        started.elapsed().as_secs_f64(),
+    ));
+    for (def, batch) in [
+        (tables::dim_products(), folded.products),
+        (tables::dim_categories(), folded.categories),
+    ] {
+        let frame = batches_frame(ctx, def.arrow_schema(), vec![batch])?;
+        candidates.push((def, frame));
+        progress.advance(1);
+    }
     for dim in dims {
         let started = Instant::now();
         let dir = scratch.join(dim.def.qualified_name());

@@ -1,9 +1,11 @@
 //! raw -> clean: typing, rules, quarantine and duplicate removal for one day at a time.
 //!
 //! Working a day at a time bounds memory by the size of the largest day, whatever the size
-//! of the lake: the day's valid rows are deduplicated in memory (spilling beyond the
+//! of the lake: duplicates are found by a 128-bit key per valid row (16 bytes a row, in a
+//! set that lives for the day), the day's distinct rows are sorted (spilling beyond the
 //! session's memory budget) and written with a partition replace.
 
+pub mod keys;
 pub mod rules;
 pub mod split;
 
@@ -53,11 +55,14 @@ pub async fn clean_day(raw_ctx: &SessionContext, date: NaiveDate) -> Result<Clea
     );
     let mut stream = raw_ctx.sql(&sql).await?.execute_stream().await?;
     let mut raw_rows = 0u64;
+    let mut duplicates = 0u64;
+    let mut seen = keys::KeySet::default();
     let mut valid = Vec::new();
     let mut rejects = Vec::new();
     while let Some(batch) = stream.try_next().await? {
         raw_rows += batch.num_rows() as u64;
-        let parts = split::split(&batch)?;
+        let parts = split::split(&batch, &mut seen)?;
+        duplicates += parts.duplicates;
         if parts.valid.num_rows() > 0 {
             valid.push(parts.valid);
         }
@@ -65,21 +70,19 @@ pub async fn clean_day(raw_ctx: &SessionContext, date: NaiveDate) -> Result<Clea
             rejects.push(parts.rejects);
         }
     }
-    let valid_rows: u64 = valid.iter().map(|b| b.num_rows() as u64).sum();
+    drop(seen);
     let ctx = SessionContext::new_with_state(raw_ctx.state());
 
     let clean_schema = tables::clean_events().arrow_schema();
     let valid_table = MemTable::try_new(clean_schema, vec![valid])?;
     let clean = ctx
         .read_table(Arc::new(valid_table))?
-        .distinct()?
         .sort(vec![
             col("event_time").sort(true, false),
             col("event_id").sort(true, false),
         ])?
         .collect()
         .await?;
-    let clean_rows: u64 = clean.iter().map(|b| b.num_rows() as u64).sum();
 
     let rejects = if rejects.is_empty() {
         rejects
@@ -98,6 +101,6 @@ pub async fn clean_day(raw_ctx: &SessionContext, date: NaiveDate) -> Result<Clea
         raw_rows,
         clean: clean.into_iter().filter(|b| b.num_rows() > 0).collect(),
         rejects,
-        duplicates: valid_rows - clean_rows,
+        duplicates,
     })
 }

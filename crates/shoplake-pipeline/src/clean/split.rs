@@ -1,5 +1,6 @@
-//! Applies the cleaning rules to raw batches: valid rows become typed `clean.events` rows
-//! (duplicates still in), failing rows become `clean.rejects` rows with their reason.
+//! Applies the cleaning rules to raw batches: valid rows become typed `clean.events` rows,
+//! failing rows become `clean.rejects` rows with their reason, and a valid row whose nine
+//! fields equal those of a row already seen is counted as a duplicate and dropped.
 
 use std::sync::Arc;
 
@@ -12,15 +13,18 @@ use shoplake_lake::arrow::datatypes::DataType;
 use shoplake_lake::arrow::error::ArrowError;
 use shoplake_lake::tables;
 
-use super::rules::{RawFields, RejectReason, check};
+use super::keys::KeySet;
+use super::rules::{RawFields, RejectReason, check, row_key};
 
 /// The valid and rejected rows of one raw batch.
 #[derive(Debug)]
 pub struct Split {
-    /// Typed rows in the `clean.events` schema, duplicates not yet removed.
+    /// Typed rows in the `clean.events` schema, none a duplicate of a row seen before.
     pub valid: RecordBatch,
     /// Rows in the `clean.rejects` schema.
     pub rejects: RecordBatch,
+    /// Valid rows dropped because their row key was already in the set.
+    pub duplicates: u64,
 }
 
 fn column(batch: &RecordBatch, name: &str, as_type: &DataType) -> Result<ArrayRef, ArrowError> {
@@ -40,8 +44,13 @@ fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, ArrowError> {
         .clone())
 }
 
-/// Splits a batch of `raw.events` rows.
-pub fn split(raw: &RecordBatch) -> Result<Split, ArrowError> {
+/// Splits a batch of `raw.events` rows. `seen` holds the row keys of the valid rows kept so
+/// far (of this day: two copies of a row have the same event_time) and gains this batch's.
+///
+/// Rows are equal when their nine source fields are equal as delivered, which is also what
+/// makes their event ids equal; the 128-bit key makes a false match (about 10^-20 among
+/// 2^64 rows) the only way two different rows could be merged.
+pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split, ArrowError> {
     let fields: Vec<StringArray> = tables::SOURCE_COLUMNS
         .iter()
         .map(|n| strings(raw, n))
@@ -62,6 +71,7 @@ pub fn split(raw: &RecordBatch) -> Result<Split, ArrowError> {
     let mut session = StringBuilder::with_capacity(rows, rows * 36);
     let mut event_date = Date32Builder::with_capacity(rows);
 
+    let mut duplicates = 0u64;
     let mut reject_rows: Vec<u32> = Vec::new();
     let mut reasons = StringBuilder::new();
     let mut details = StringBuilder::new();
@@ -95,6 +105,7 @@ pub fn split(raw: &RecordBatch) -> Result<Split, ArrowError> {
             user_session: get(8),
         };
         match check(&f) {
+            Ok(_) if !seen.insert(row_key(&f)) => duplicates += 1,
             Ok(e) => {
                 event_id.append_value(e.event_id);
                 event_time.append_value(e.event_time_micros);
@@ -140,5 +151,9 @@ pub fn split(raw: &RecordBatch) -> Result<Split, ArrowError> {
         reject_columns.push(take(&source, &indices, None)?);
     }
     let rejects = RecordBatch::try_new(rejects_def.arrow_schema(), reject_columns)?;
-    Ok(Split { valid, rejects })
+    Ok(Split {
+        valid,
+        rejects,
+        duplicates,
+    })
 }

@@ -17,6 +17,7 @@ use shoplake_lake::write::days_to_date;
 
 use super::ConvertError;
 use crate::clean::rules::TypedEvent;
+use crate::model::fact_user_events::iso_weekday;
 
 /// Rows gathered before they are handed to the Parquet encoder.
 const BATCH_ROWS: usize = 32 * 1024;
@@ -234,35 +235,5 @@ impl Rows {
         ];
         self.len = 0;
         RecordBatch::try_new(output_schema(), columns).map_err(ConvertError::Arrow)
-    }
-}
-
-/// ISO weekday (Monday 1 .. Sunday 7) of a day counted from 1970-01-01, a Thursday.
-pub(crate) fn iso_weekday(day: i32) -> i32 {
-    (day + 3).rem_euclid(7) + 1
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{Datelike, NaiveDate};
-    use shoplake_lake::write::date_to_days;
-
-    #[test]
-    fn iso_weekdays_match_the_calendar() {
-        for (y, m, d) in [
-            (1970, 1, 1),
-            (2020, 4, 1),
-            (2020, 4, 5),
-            (1969, 12, 29),
-            (2024, 2, 29),
-        ] {
-            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
-            assert_eq!(
-                iso_weekday(date_to_days(date)),
-                date.weekday().number_from_monday() as i32,
-                "{date}"
-            );
-        }
     }
 }

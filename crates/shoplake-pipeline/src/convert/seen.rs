@@ -8,19 +8,17 @@
 //! with the day's new keys beside them, so the result is exact whatever the row order; only
 //! the memory saving depends on it.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::ConvertError;
+use crate::clean::keys::KeySet;
 
 /// Shards per day.
 const SHARDS: usize = 16;
-
-type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
 
 /// The keys of one shard of one day.
 enum Keys {
@@ -221,26 +219,6 @@ fn read_keys(path: &Path, len: usize) -> Result<Vec<u128>, ConvertError> {
         keys.push(u128::from_le_bytes(buf));
     }
     Ok(keys)
-}
-
-/// The keys are already uniform hashes: use their low bits as they are.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u128(&mut self, key: u128) {
-        self.0 = key as u64;
-    }
 }
 
 #[cfg(test)]

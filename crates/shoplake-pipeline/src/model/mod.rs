@@ -5,6 +5,7 @@
 //! after the fact partitions of a run are committed, so they always agree with it (a session
 //! that crosses midnight is one row, whichever of its days changed).
 
+pub mod catalog;
 pub mod dim_time;
 pub mod dimensions;
 pub mod fact_user_events;
