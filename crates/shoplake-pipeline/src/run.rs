@@ -183,6 +183,9 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
         .sum();
     progress.start("clean + fact", Some(total_raw), "rows");
     let mut clean_seconds = 0.0;
+    // Parts of it: waiting for the day's cleaning (what the write of the day before did not
+    // hide), the day's checks, and its three writes.
+    let (mut wait_seconds, mut check_seconds, mut write_seconds) = (0.0, 0.0, 0.0);
     // The next day is cleaned while the current one is checked and written: the writes keep
     // one core busy, the cleaning the other.
     let mut prefetch: Option<tokio::task::JoinHandle<Result<CleanDay>>> = None;
@@ -194,6 +197,7 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
             })??,
             None => clean_day(ctx, day.date).await?,
         };
+        wait_seconds += day_started.elapsed().as_secs_f64();
         if let Some(next) = plan.days.get(i + 1) {
             let (ctx, date) = (ctx.clone(), next.date);
             prefetch = Some(tokio::spawn(async move { clean_day(&ctx, date).await }));
@@ -231,8 +235,10 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
                 .map(|d| clean_day_rows.get(&d).copied().unwrap_or(0))
                 .collect()
         };
+        let checks_started = Instant::now();
         let outcomes =
             gates::evaluate_day(ctx, &day_checks, day.date, accounting, &trailing).await?;
+        check_seconds += checks_started.elapsed().as_secs_f64();
         let blocked = outcomes.iter().any(CheckOutcome::blocks);
         let published = if blocked { "no" } else { "yes" };
         report
@@ -244,25 +250,56 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
             continue;
         }
 
+        let writes_started = Instant::now();
         let replace = || WriteMode::ReplaceDates(vec![day.date]);
         let commit = CommitProperties::default;
+        // The fact is encoded on another worker thread while clean and rejects are written
+        // here: each write encodes on one thread, and the day's cleaning ahead is short. The
+        // three commits are independent; until `meta.run_days` records the day, a crash
+        // between them only means the next run rebuilds it.
+        let fact_write = {
+            let (lake, mode) = (lake.clone(), replace());
+            tokio::spawn(async move {
+                let table =
+                    write_table(&lake, &tables::fact_user_events(), fact, mode, commit()).await;
+                if table.is_ok() {
+                    crash_switch::committed();
+                }
+                table
+            })
+        };
         let clean_table =
-            write_table(lake, &tables::clean_events(), clean_df, replace(), commit()).await?;
-        crash_switch::committed();
-        let rejects_table = write_table(
-            lake,
-            &tables::clean_rejects(),
-            rejects_df,
-            replace(),
-            commit(),
-        )
-        .await?;
-        crash_switch::committed();
-        let fact_table =
-            write_table(lake, &tables::fact_user_events(), fact, replace(), commit()).await?;
-        crash_switch::committed();
+            write_table(lake, &tables::clean_events(), clean_df, replace(), commit()).await;
+        if clean_table.is_ok() {
+            crash_switch::committed();
+        }
+        let rejects_table = match clean_table {
+            Ok(_) => {
+                let table = write_table(
+                    lake,
+                    &tables::clean_rejects(),
+                    rejects_df,
+                    replace(),
+                    commit(),
+                )
+                .await;
+                if table.is_ok() {
+                    crash_switch::committed();
+                }
+                Some(table)
+            }
+            Err(_) => None,
+        };
+        // Wait for the fact's write whatever happened here, so no write outlives the run.
+        let fact_table = fact_write.await.map_err(|e| {
+            PipelineError::Usage(format!("writing the fact of {} stopped: {e}", day.date))
+        })?;
+        let clean_table = clean_table?;
+        let rejects_table = rejects_table.expect("rejects are written when clean was")?;
+        let fact_table = fact_table?;
 
         // Verify what was committed, from the tables' own statistics.
+        write_seconds += writes_started.elapsed().as_secs_f64();
         let written_clean = rows_of_day(&clean_table, day.date).await?;
         let written_rejects = rows_of_day(&rejects_table, day.date).await?;
         let fact_rows = rows_of_day(&fact_table, day.date).await?;
@@ -297,6 +334,15 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
         report.total(|d| d.clean_rows)
     ));
     report.steps.push(("clean + fact".into(), clean_seconds));
+    report
+        .steps
+        .push(("clean + fact: waiting for cleaning".into(), wait_seconds));
+    report
+        .steps
+        .push(("clean + fact: day checks".into(), check_seconds));
+    report
+        .steps
+        .push(("clean + fact: day writes".into(), write_seconds));
 
     if !report.days.is_empty() {
         let dims_started = Instant::now();
