@@ -13,7 +13,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command, LogFormat};
 use crate::config::Settings;
 
-// The system allocator kept freed batch memory mapped: a month's run peaked about 0.5 GiB
+// The system allocator kept freed batch memory mapped: a month's run peaked about 0.8 GiB
 // higher with it (see BENCHMARKS.md). DataFusion's own command line makes the same choice.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
