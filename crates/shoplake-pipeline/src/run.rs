@@ -186,8 +186,8 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
     // Parts of it: waiting for the day's cleaning (what the write of the day before did not
     // hide), the day's checks, and its three writes.
     let (mut wait_seconds, mut check_seconds, mut write_seconds) = (0.0, 0.0, 0.0);
-    // The next day is cleaned while the current one is checked and written: the writes keep
-    // one core busy, the cleaning the other.
+    // The next day is cleaned while the current one is checked and written: the cleaning and
+    // the day's two large writes share the cores.
     let mut prefetch: Option<tokio::task::JoinHandle<Result<CleanDay>>> = None;
     for (i, day) in plan.days.iter().enumerate() {
         let day_started = Instant::now();
@@ -377,8 +377,9 @@ async fn rebuild_dimensions(
     // checks are one step more; the calendar is built with them.
     let built = dims.len() as u64 + 3;
     progress.start("dimensions", Some(2 * built), "steps");
-    // Each dimension is computed once, into Parquet files in a scratch directory; its checks
-    // and its write read those files rather than aggregating the fact table again.
+    // Each dimension is computed once: the SQL ones into Parquet files in a scratch directory,
+    // the folded ones (a batch each, one row per product or category) in memory. Their checks
+    // and writes read those rather than aggregating the fact table again.
     lake.clear_scratch();
     let scratch = lake.scratch_dir(&report.run_id)?;
     let result =
