@@ -268,34 +268,27 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
                 table
             })
         };
-        let clean_table =
-            write_table(lake, &tables::clean_events(), clean_df, replace(), commit()).await;
-        if clean_table.is_ok() {
+        let clean_and_rejects = async {
+            let clean =
+                write_table(lake, &tables::clean_events(), clean_df, replace(), commit()).await?;
             crash_switch::committed();
+            let rejects = write_table(
+                lake,
+                &tables::clean_rejects(),
+                rejects_df,
+                replace(),
+                commit(),
+            )
+            .await?;
+            crash_switch::committed();
+            Ok::<_, shoplake_lake::LakeError>((clean, rejects))
         }
-        let rejects_table = match clean_table {
-            Ok(_) => {
-                let table = write_table(
-                    lake,
-                    &tables::clean_rejects(),
-                    rejects_df,
-                    replace(),
-                    commit(),
-                )
-                .await;
-                if table.is_ok() {
-                    crash_switch::committed();
-                }
-                Some(table)
-            }
-            Err(_) => None,
-        };
+        .await;
         // Wait for the fact's write whatever happened here, so no write outlives the run.
         let fact_table = fact_write.await.map_err(|e| {
             PipelineError::Usage(format!("writing the fact of {} stopped: {e}", day.date))
         })?;
-        let clean_table = clean_table?;
-        let rejects_table = rejects_table.expect("rejects are written when clean was")?;
+        let (clean_table, rejects_table) = clean_and_rejects?;
         let fact_table = fact_table?;
 
         // Verify what was committed, from the tables' own statistics.

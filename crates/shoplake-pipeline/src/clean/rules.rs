@@ -220,6 +220,12 @@ pub fn row_key(f: &RawFields<'_>) -> u128 {
     hash_fields(f).digest128()
 }
 
+/// [`event_id`] and [`row_key`] together, from one pass over the fields.
+pub fn identity(f: &RawFields<'_>) -> (i64, u128) {
+    let h = hash_fields(f);
+    (h.digest() as i64, h.digest128())
+}
+
 fn hash_fields(f: &RawFields<'_>) -> xxhash_rust::xxh3::Xxh3 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for (i, part) in [
@@ -402,5 +408,28 @@ mod tests {
             event_id(&a),
             event_id(&fields("2020-04-01 00:00:03 UTC", "view", "1.00", "s"))
         );
+    }
+
+    #[test]
+    fn identity_is_the_one_shot_hashes_of_the_joined_fields() {
+        let f = fields("2020-04-01 00:00:03 UTC", "cart", "12.50", "abc");
+        let joined = [
+            f.event_time,
+            f.event_type,
+            f.product_id,
+            f.category_id,
+            f.category_code,
+            f.brand,
+            f.price,
+            f.user_id,
+            f.user_session,
+        ]
+        .join("\u{1f}");
+        let expected = (
+            xxhash_rust::xxh3::xxh3_64(joined.as_bytes()) as i64,
+            xxhash_rust::xxh3::xxh3_128(joined.as_bytes()),
+        );
+        assert_eq!(identity(&f), expected);
+        assert_eq!((event_id(&f), row_key(&f)), expected);
     }
 }

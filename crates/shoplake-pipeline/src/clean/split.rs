@@ -14,7 +14,7 @@ use shoplake_lake::arrow::error::ArrowError;
 use shoplake_lake::tables;
 
 use super::keys::KeySet;
-use super::rules::{RawFields, RejectReason, check, row_key};
+use super::rules::{RawFields, RejectReason, identity, validate};
 
 /// The valid and rejected rows of one raw batch.
 #[derive(Debug)]
@@ -104,10 +104,14 @@ pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split, ArrowError> 
             user_id: get(7),
             user_session: get(8),
         };
-        match check(&f) {
-            Ok(_) if !seen.insert(row_key(&f)) => duplicates += 1,
+        match validate(&f) {
             Ok(e) => {
-                event_id.append_value(e.event_id);
+                let (id, key) = identity(&f);
+                if !seen.insert(key) {
+                    duplicates += 1;
+                    continue;
+                }
+                event_id.append_value(id);
                 event_time.append_value(e.event_time_micros);
                 event_type.append_value(e.event_type);
                 product_id.append_value(e.product_id);

@@ -335,13 +335,9 @@ mod tests {
     use shoplake_lake::arrow::compute::concat_batches;
     use shoplake_lake::datafusion::datasource::MemTable;
 
-    /// The SQL definitions these dimensions had, used here as the independent answer.
-    const COUNTS: &str = "COUNT(*) AS events,
-  SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS views,
-  SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS carts,
-  SUM(CASE WHEN event_type = 'remove_from_cart' THEN 1 ELSE 0 END) AS removes,
-  SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases,
-  CAST(COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN price END), 0) AS DECIMAL(18, 2)) AS revenue";
+    use crate::model::dimensions::COUNTS;
+
+    // The SQL definitions these dimensions had, used here as the independent answer.
 
     fn products_sql() -> String {
         format!(
@@ -351,7 +347,7 @@ mod tests {
   last_value(brand ORDER BY event_time, event_id) AS brand,
   last_value(price ORDER BY event_time, event_id) AS last_price,
   MIN(price) AS min_price, MAX(price) AS max_price,
-  MIN(event_time) AS first_seen, MAX(event_time) AS last_seen, {COUNTS}
+  MIN(event_time) AS first_seen, MAX(event_time) AS last_seen,{COUNTS}
 FROM model.fact_user_events GROUP BY product_id ORDER BY product_id"
         )
     }
@@ -363,7 +359,7 @@ FROM model.fact_user_events GROUP BY product_id ORDER BY product_id"
   last_value(category_l1 ORDER BY event_time, event_id) AS category_l1,
   last_value(category_l2 ORDER BY event_time, event_id) AS category_l2,
   last_value(category_l3 ORDER BY event_time, event_id) AS category_l3,
-  COUNT(DISTINCT product_id) AS products, {COUNTS}
+  COUNT(DISTINCT product_id) AS products,{COUNTS}
 FROM model.fact_user_events GROUP BY category_id ORDER BY category_id"
         )
     }

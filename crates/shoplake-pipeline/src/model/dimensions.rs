@@ -5,7 +5,8 @@
 
 use shoplake_lake::tables::{self, TableDef};
 
-const COUNTS: &str = r#"
+/// Events per type and purchase revenue, the count columns every aggregate dimension ends with.
+pub(crate) const COUNTS: &str = r#"
   COUNT(*) AS events,
   SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS views,
   SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS carts,

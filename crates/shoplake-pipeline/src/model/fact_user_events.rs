@@ -14,7 +14,7 @@ use shoplake_lake::arrow::array::{
 use shoplake_lake::arrow::datatypes::TimestampMicrosecondType;
 use shoplake_lake::tables;
 
-use crate::error::Result;
+use crate::error::{PipelineError, Result};
 
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
 const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
@@ -50,20 +50,35 @@ pub fn from_clean(clean: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
 }
 
 fn fact_batch(clean: &RecordBatch) -> Result<RecordBatch> {
-    let column = |name: &str| -> ArrayRef {
-        clean
-            .column_by_name(name)
-            .cloned()
-            .unwrap_or_else(|| panic!("clean.events has column {name}"))
+    // Clean rows come from the cleaning step in the `clean.events` schema; anything else is a
+    // broken contract, reported rather than panicked on.
+    let schema = clean.schema();
+    let column = |name: &str| -> Result<ArrayRef> {
+        schema
+            .index_of(name)
+            .map(|i| clean.column(i).clone())
+            .map_err(|_| {
+                PipelineError::Contract(format!("clean rows lack column {name} for the fact"))
+            })
+    };
+    let wrong_type = |name: &str, array: &ArrayRef| {
+        PipelineError::Contract(format!(
+            "clean.events.{name} is {}, not the declared type",
+            array.data_type()
+        ))
     };
     let rows = clean.num_rows();
-    let times = column("event_time");
-    let times = times.as_primitive::<TimestampMicrosecondType>();
+    let times = column("event_time")?;
+    let times = times
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or_else(|| wrong_type("event_time", &times))?;
     let hour: Int32Array = times.unary(|t| t.div_euclid(MICROS_PER_HOUR).rem_euclid(24) as i32);
     let weekday: Int32Array = times.unary(|t| iso_weekday(t.div_euclid(MICROS_PER_DAY) as i32));
 
-    let codes = column("category_code");
-    let codes = codes.as_string::<i32>();
+    let codes = column("category_code")?;
+    let codes = codes
+        .as_string_opt::<i32>()
+        .ok_or_else(|| wrong_type("category_code", &codes))?;
     let bytes = codes.values().len();
     let mut l1 = StringBuilder::with_capacity(rows, bytes);
     let mut l2 = StringBuilder::with_capacity(rows, bytes);
@@ -79,26 +94,25 @@ fn fact_batch(clean: &RecordBatch) -> Result<RecordBatch> {
     )));
 
     let columns: Vec<ArrayRef> = vec![
-        column("event_id"),
-        column("event_time"),
-        column("event_date"),
+        column("event_id")?,
+        column("event_time")?,
+        column("event_date")?,
         Arc::new(hour),
         Arc::new(weekday),
-        column("event_type"),
-        column("user_id"),
-        column("user_session"),
-        column("product_id"),
-        column("category_id"),
-        column("category_code"),
+        column("event_type")?,
+        column("user_id")?,
+        column("user_session")?,
+        column("product_id")?,
+        column("category_id")?,
+        column("category_code")?,
         Arc::new(l1.finish()),
         Arc::new(l2.finish()),
         Arc::new(l3.finish()),
-        column("brand"),
-        column("price"),
+        column("brand")?,
+        column("price")?,
         unknown.clone(),
         unknown,
     ];
-    debug_assert!(columns.iter().all(|c| c.len() == rows));
     Ok(RecordBatch::try_new(
         tables::fact_user_events().arrow_schema(),
         columns,
@@ -129,6 +143,25 @@ mod tests {
                 "{date}"
             );
         }
+    }
+
+    #[test]
+    fn rows_outside_the_clean_schema_are_an_error_not_a_panic() {
+        use shoplake_lake::arrow::array::{Int64Array, TimestampMicrosecondArray};
+        let only_time = RecordBatch::try_from_iter([(
+            "event_time",
+            Arc::new(TimestampMicrosecondArray::from(vec![0i64]).with_timezone("UTC")) as ArrayRef,
+        )])
+        .unwrap();
+        let e = from_clean(&[only_time]).unwrap_err();
+        assert!(e.to_string().contains("lack column category_code"), "{e}");
+        let time_as_int = RecordBatch::try_from_iter([(
+            "event_time",
+            Arc::new(Int64Array::from(vec![0i64])) as ArrayRef,
+        )])
+        .unwrap();
+        let e = from_clean(&[time_as_int]).unwrap_err();
+        assert!(e.to_string().contains("event_time is Int64"), "{e}");
     }
 
     #[test]
