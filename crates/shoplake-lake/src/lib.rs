@@ -15,6 +15,7 @@ pub mod error;
 pub mod lake;
 pub mod partitions;
 pub mod progress;
+pub mod replace_day;
 pub mod tables;
 pub mod write;
 

@@ -88,7 +88,7 @@ pub async fn write_table(
 }
 
 /// Like [`write_table`], on a table already loaded (or an uninitialized handle).
-async fn write_loaded(
+pub(crate) async fn write_loaded(
     table: DeltaTable,
     def: &TableDef,
     input: DataFrame,

@@ -1,0 +1,381 @@
+//! Replacing one day partition with rows already in memory.
+//!
+//! [`crate::write::write_table`] goes through a DataFusion plan: delta-rs scans the input,
+//! checks every row against the `replaceWhere` predicate, sorts and copies each batch to split
+//! it by partition, and the caller loads the table from its log before every write. A run
+//! holds each day's rows in memory and knows their day, so none of that is needed: the rows
+//! are checked to be of that day, encoded straight into the day's directory by delta-rs's
+//! file writer (which also gathers the statistics the log records), and one commit removes
+//! the day's old files and adds the new ones. The caller keeps the table handle, and each
+//! commit moves it forward by reading only the new log entry.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, Date32Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use delta_kernel::expressions::Scalar;
+use deltalake::DeltaTable;
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::TryStreamExt;
+use indexmap::IndexMap;
+
+use crate::error::{LakeError, Result};
+use crate::lake::Lake;
+use crate::tables::{EVENT_DATE, TableDef};
+use crate::write::{WriteMode, date_to_days, write_loaded, writer_properties};
+
+/// Replaces the `event_date = date` partition of `table` with `batches`, in one commit; other
+/// days are untouched. Every row must belong to `date`. Returns the table at the new version.
+///
+/// `table` may be a handle on a table that does not exist yet: the first write creates it
+/// (through [`crate::write::write_table`]'s path, which also commits the schema).
+pub async fn replace_day(
+    lake: &Lake,
+    table: DeltaTable,
+    def: &TableDef,
+    date: NaiveDate,
+    batches: Vec<RecordBatch>,
+    commit: CommitProperties,
+) -> Result<DeltaTable> {
+    let name = def.qualified_name();
+    if def.partition_by != Some(EVENT_DATE) {
+        return Err(LakeError::Inconsistent(format!(
+            "{name} is not partitioned by {EVENT_DATE}"
+        )));
+    }
+    let schema = def.arrow_schema();
+    let batches = batches
+        .into_iter()
+        .map(|b| conform(&name, &schema, date, b))
+        .collect::<Result<Vec<_>>>()?;
+    if table.version().is_none() {
+        let ctx = lake.session();
+        let input = ctx.read_table(Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+        let mode = WriteMode::ReplaceDates(vec![date]);
+        return write_loaded(table, def, input, mode, commit).await;
+    }
+    let delta = |e| LakeError::delta(name.clone(), e);
+
+    let mut writer = RecordBatchWriter::for_table(&table)
+        .map_err(delta)?
+        .with_writer_properties(writer_properties());
+    let partition = IndexMap::from([(EVENT_DATE.to_string(), Scalar::Date(date_to_days(date)))]);
+    for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
+        writer
+            .write_partition(batch, &partition, deltalake::writer::WriteMode::Default)
+            .await
+            .map_err(delta)?;
+    }
+    let adds = writer.flush().await.map_err(delta)?;
+
+    let day = date.format("%Y-%m-%d").to_string();
+    let old_files: Vec<_> = table
+        .get_active_add_actions_by_partitions(&[])
+        .try_filter(|file| {
+            let of_day = file
+                .partition_values_map()
+                .get(EVENT_DATE)
+                .is_some_and(|v| v.as_deref() == Some(day.as_str()));
+            std::future::ready(of_day)
+        })
+        .try_collect()
+        .await
+        .map_err(delta)?;
+    let mut actions: Vec<Action> = old_files
+        .iter()
+        .map(|file| Action::Remove(file.remove_action(true)))
+        .collect();
+    actions.extend(adds.into_iter().map(Action::Add));
+
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Overwrite,
+        partition_by: Some(vec![EVENT_DATE.to_string()]),
+        predicate: Some(format!("{EVENT_DATE} = '{day}'")),
+    };
+    let snapshot = table.snapshot().map_err(delta)?;
+    let finalized = CommitBuilder::from(commit)
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(delta)?;
+    let mut table = table;
+    table
+        .update_incremental(Some(finalized.version()))
+        .await
+        .map_err(delta)?;
+    Ok(table)
+}
+
+/// Brings a batch to the table's declared types (string views become strings) and checks
+/// that every row is of `date`.
+fn conform(
+    name: &str,
+    schema: &SchemaRef,
+    date: NaiveDate,
+    batch: RecordBatch,
+) -> Result<RecordBatch> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(LakeError::Inconsistent(format!(
+            "rows for {name} have {} columns, the table has {}",
+            batch.num_columns(),
+            schema.fields().len()
+        )));
+    }
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, (column, got)) in schema
+        .fields()
+        .iter()
+        .zip(batch.columns().iter().zip(batch.schema().fields()))
+    {
+        if field.name() != got.name() {
+            return Err(LakeError::Inconsistent(format!(
+                "rows for {name} have column {} where the table has {}",
+                got.name(),
+                field.name()
+            )));
+        }
+        columns.push(if column.data_type() == field.data_type() {
+            column.clone()
+        } else {
+            cast(column, field.data_type())?
+        });
+    }
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let days = batch
+        .column_by_name(EVENT_DATE)
+        .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
+        .ok_or_else(|| LakeError::Inconsistent(format!("{name} has no date {EVENT_DATE}")))?;
+    let want = date_to_days(date);
+    if days.null_count() > 0 || days.values().iter().any(|d| *d != want) {
+        return Err(LakeError::Inconsistent(format!(
+            "rows written to {name} for {date} include rows of another day"
+        )));
+    }
+    Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{
+        ArrayRef, Decimal128Array, Int64Array, StringArray, StringViewArray,
+        TimestampMicrosecondArray,
+    };
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::catalog::SqlCatalog;
+    use crate::partitions::partition_files;
+    use crate::tables;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2020, 4, d).unwrap()
+    }
+
+    /// `n` rows of `clean.events` on `date`, every value derived from `tag` and the row, string
+    /// columns as views when `views` (the form a run's batches have).
+    fn rows(date: NaiveDate, tag: i64, n: i64, views: bool) -> RecordBatch {
+        let def = tables::clean_events();
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for field in def.arrow_schema().fields() {
+            let ids = (0..n).map(|i| tag * 1000 + i);
+            let (column, data_type): (ArrayRef, DataType) = match field.data_type() {
+                DataType::Int64 => (Arc::new(Int64Array::from_iter_values(ids)), DataType::Int64),
+                DataType::Utf8 => {
+                    let texts = ids.map(|i| format!("{}-{i}", field.name()));
+                    if views {
+                        (
+                            Arc::new(StringViewArray::from_iter_values(texts)),
+                            DataType::Utf8View,
+                        )
+                    } else {
+                        (
+                            Arc::new(StringArray::from_iter_values(texts)),
+                            DataType::Utf8,
+                        )
+                    }
+                }
+                DataType::Timestamp(_, _) => (
+                    Arc::new(
+                        TimestampMicrosecondArray::from_iter_values(
+                            ids.map(|i| (date_to_days(date) as i64) * 86_400_000_000 + i),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                    field.data_type().clone(),
+                ),
+                DataType::Decimal128(p, s) => (
+                    Arc::new(
+                        Decimal128Array::from_iter_values(ids.map(|i| i as i128 + 1))
+                            .with_precision_and_scale(*p, *s)
+                            .unwrap(),
+                    ),
+                    field.data_type().clone(),
+                ),
+                DataType::Date32 => (
+                    Arc::new(Date32Array::from_iter_values(
+                        (0..n).map(|_| date_to_days(date)),
+                    )),
+                    DataType::Date32,
+                ),
+                other => panic!("no fixture for {other}"),
+            };
+            fields.push(Field::new(field.name(), data_type, field.is_nullable()));
+            columns.push(column);
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    /// (day, event_id) of every row of `clean.events`, as a query over the lake sees them.
+    async fn lake_rows(lake: &Lake) -> Vec<(String, i64)> {
+        let catalog = SqlCatalog::open(lake).await.unwrap();
+        let batches = catalog
+            .sql(
+                "SELECT CAST(event_date AS VARCHAR) AS d, event_id FROM clean.events \
+                 ORDER BY d, event_id",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for b in batches {
+            let d = cast(b.column(0), &DataType::Utf8).unwrap();
+            let d = d.as_any().downcast_ref::<StringArray>().unwrap();
+            let id = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            out.extend((0..b.num_rows()).map(|i| (d.value(i).to_string(), id.value(i))));
+        }
+        out
+    }
+
+    fn expected(days: &[(u32, i64, i64)]) -> Vec<(String, i64)> {
+        days.iter()
+            .flat_map(|&(d, tag, n)| {
+                (0..n).map(move |i| (day(d).format("%Y-%m-%d").to_string(), tag * 1000 + i))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn replaces_exactly_one_day_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let def = tables::clean_events();
+        let commit = CommitProperties::default;
+
+        // The first write creates the table; the second adds a day.
+        let table = lake.uninitialized(&def).await.unwrap();
+        let table = replace_day(
+            &lake,
+            table,
+            &def,
+            day(1),
+            vec![rows(day(1), 1, 3, false)],
+            commit(),
+        )
+        .await
+        .unwrap();
+        let table = replace_day(
+            &lake,
+            table,
+            &def,
+            day(2),
+            vec![rows(day(2), 2, 2, true)],
+            commit(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(lake_rows(&lake).await, expected(&[(1, 1, 3), (2, 2, 2)]));
+
+        // Replacing day 1 (two batches of views, one empty) leaves day 2 alone.
+        let new_day_1 = vec![
+            rows(day(1), 5, 4, true),
+            rows(day(1), 6, 0, true),
+            rows(day(1), 7, 1, true),
+        ];
+        let table = replace_day(&lake, table, &def, day(1), new_day_1.clone(), commit())
+            .await
+            .unwrap();
+        let want = expected(&[(1, 5, 4), (1, 7, 1), (2, 2, 2)]);
+        assert_eq!(lake_rows(&lake).await, want);
+        let version = table.version();
+        let days = partition_files(&table).await.unwrap();
+        assert_eq!(days[&day(1)].rows, Some(5));
+        assert_eq!(days[&day(2)].rows, Some(2));
+
+        // The handle moved forward by the commits equals the table read back from its log.
+        let reloaded = lake.load(&def).await.unwrap().unwrap();
+        assert_eq!(reloaded.version(), version);
+        assert_eq!(partition_files(&reloaded).await.unwrap(), days);
+
+        // The same rows again: one more version, the same content.
+        let table = replace_day(&lake, table, &def, day(1), new_day_1, commit())
+            .await
+            .unwrap();
+        assert_eq!(table.version(), version.map(|v| v + 1));
+        assert_eq!(lake_rows(&lake).await, want);
+
+        // No rows: the day is emptied, the other stays.
+        let table = replace_day(&lake, table, &def, day(1), Vec::new(), commit())
+            .await
+            .unwrap();
+        assert_eq!(lake_rows(&lake).await, expected(&[(2, 2, 2)]));
+        assert!(!partition_files(&table).await.unwrap().contains_key(&day(1)));
+    }
+
+    #[tokio::test]
+    async fn refuses_rows_of_another_day_and_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let def = tables::clean_events();
+        let table = lake.uninitialized(&def).await.unwrap();
+        let table = replace_day(
+            &lake,
+            table,
+            &def,
+            day(1),
+            vec![rows(day(1), 1, 3, false)],
+            CommitProperties::default(),
+        )
+        .await
+        .unwrap();
+        let version = table.version();
+        let mixed = vec![rows(day(2), 2, 2, false), rows(day(3), 3, 1, false)];
+        let err = replace_day(
+            &lake,
+            table,
+            &def,
+            day(2),
+            mixed,
+            CommitProperties::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("rows of another day"), "{err}");
+        assert_eq!(lake.load(&def).await.unwrap().unwrap().version(), version);
+        assert_eq!(lake_rows(&lake).await, expected(&[(1, 1, 3)]));
+
+        let not_by_day = tables::dim_users();
+        let handle = lake.uninitialized(&not_by_day).await.unwrap();
+        let err = replace_day(
+            &lake,
+            handle,
+            &not_by_day,
+            day(1),
+            Vec::new(),
+            CommitProperties::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not partitioned by event_date"), "{err}");
+    }
+}
