@@ -354,8 +354,8 @@ impl DayTables {
 
     /// Replaces `date` in all three tables: one commit each.
     ///
-    /// The fact is encoded on another worker thread while clean and rejects are written here:
-    /// each write encodes on one thread, and the day's cleaning ahead is short. The three
+    /// The fact is encoded on another worker thread while clean and rejects are written here
+    /// (each write encodes on one thread), beside the next day's cleaning. The three
     /// commits are independent; until `meta.run_days` records the day, a crash between them
     /// only means the next run rebuilds it.
     async fn replace(self, lake: &Lake, date: NaiveDate, rows: DayRows) -> Result<Self> {
