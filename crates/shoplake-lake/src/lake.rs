@@ -135,6 +135,15 @@ impl Lake {
         Ok(table.version().is_some().then_some(table))
     }
 
+    /// The table at its latest version, or a handle on it not created yet (see
+    /// [`Lake::uninitialized`]): what a writer needs either way.
+    pub async fn load_or_new(&self, def: &TableDef) -> Result<DeltaTable> {
+        match self.load(def).await? {
+            Some(table) => Ok(table),
+            None => self.uninitialized(def).await,
+        }
+    }
+
     /// A handle on a table that does not exist yet; the first write creates it (schema,
     /// partitioning and data in one commit).
     pub async fn uninitialized(&self, def: &TableDef) -> Result<DeltaTable> {

@@ -17,11 +17,11 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use delta_kernel::expressions::Scalar;
-use deltalake::DeltaTable;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, FilterOp, FilterValue};
 use futures::TryStreamExt;
 use indexmap::IndexMap;
 
@@ -37,7 +37,7 @@ use crate::write::{WriteMode, date_to_days, write_loaded, writer_properties};
 /// (through [`crate::write::write_table`]'s path, which also commits the schema).
 pub async fn replace_day(
     lake: &Lake,
-    table: DeltaTable,
+    mut table: DeltaTable,
     def: &TableDef,
     date: NaiveDate,
     batches: Vec<RecordBatch>,
@@ -75,15 +75,9 @@ pub async fn replace_day(
     let adds = writer.flush().await.map_err(delta)?;
 
     let day = date.format("%Y-%m-%d").to_string();
+    let of_day = [(EVENT_DATE, FilterOp::Eq, FilterValue::Scalar(day.as_str()))];
     let old_files: Vec<_> = table
-        .get_active_add_actions_by_partitions(&[])
-        .try_filter(|file| {
-            let of_day = file
-                .partition_values_map()
-                .get(EVENT_DATE)
-                .is_some_and(|v| v.as_deref() == Some(day.as_str()));
-            std::future::ready(of_day)
-        })
+        .get_active_add_actions_by_partitions(&of_day)
         .try_collect()
         .await
         .map_err(delta)?;
@@ -104,7 +98,6 @@ pub async fn replace_day(
         .build(Some(snapshot), table.log_store(), operation)
         .await
         .map_err(delta)?;
-    let mut table = table;
     table
         .update_incremental(Some(finalized.version()))
         .await
@@ -263,35 +256,37 @@ mod tests {
             .collect()
     }
 
+    /// `replace_day` on `clean.events` with default commit properties.
+    async fn replace(
+        lake: &Lake,
+        table: DeltaTable,
+        date: NaiveDate,
+        batches: Vec<RecordBatch>,
+    ) -> Result<DeltaTable> {
+        let def = tables::clean_events();
+        replace_day(
+            lake,
+            table,
+            &def,
+            date,
+            batches,
+            CommitProperties::default(),
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn replaces_exactly_one_day_in_one_commit() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let def = tables::clean_events();
-        let commit = CommitProperties::default;
 
         // The first write creates the table; the second adds a day.
         let table = lake.uninitialized(&def).await.unwrap();
-        let table = replace_day(
-            &lake,
-            table,
-            &def,
-            day(1),
-            vec![rows(day(1), 1, 3, false)],
-            commit(),
-        )
-        .await
-        .unwrap();
-        let table = replace_day(
-            &lake,
-            table,
-            &def,
-            day(2),
-            vec![rows(day(2), 2, 2, true)],
-            commit(),
-        )
-        .await
-        .unwrap();
+        let table = replace(&lake, table, day(1), vec![rows(day(1), 1, 3, false)]);
+        let table = table.await.unwrap();
+        let table = replace(&lake, table, day(2), vec![rows(day(2), 2, 2, true)]);
+        let table = table.await.unwrap();
         assert_eq!(lake_rows(&lake).await, expected(&[(1, 1, 3), (2, 2, 2)]));
 
         // Replacing day 1 (two batches of views, one empty) leaves day 2 alone.
@@ -300,9 +295,8 @@ mod tests {
             rows(day(1), 6, 0, true),
             rows(day(1), 7, 1, true),
         ];
-        let table = replace_day(&lake, table, &def, day(1), new_day_1.clone(), commit())
-            .await
-            .unwrap();
+        let table = replace(&lake, table, day(1), new_day_1.clone());
+        let table = table.await.unwrap();
         let want = expected(&[(1, 5, 4), (1, 7, 1), (2, 2, 2)]);
         assert_eq!(lake_rows(&lake).await, want);
         let version = table.version();
@@ -316,16 +310,12 @@ mod tests {
         assert_eq!(partition_files(&reloaded).await.unwrap(), days);
 
         // The same rows again: one more version, the same content.
-        let table = replace_day(&lake, table, &def, day(1), new_day_1, commit())
-            .await
-            .unwrap();
+        let table = replace(&lake, table, day(1), new_day_1).await.unwrap();
         assert_eq!(table.version(), version.map(|v| v + 1));
         assert_eq!(lake_rows(&lake).await, want);
 
         // No rows: the day is emptied, the other stays.
-        let table = replace_day(&lake, table, &def, day(1), Vec::new(), commit())
-            .await
-            .unwrap();
+        let table = replace(&lake, table, day(1), Vec::new()).await.unwrap();
         assert_eq!(lake_rows(&lake).await, expected(&[(2, 2, 2)]));
         assert!(!partition_files(&table).await.unwrap().contains_key(&day(1)));
     }
@@ -336,46 +326,20 @@ mod tests {
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let def = tables::clean_events();
         let table = lake.uninitialized(&def).await.unwrap();
-        let table = replace_day(
-            &lake,
-            table,
-            &def,
-            day(1),
-            vec![rows(day(1), 1, 3, false)],
-            CommitProperties::default(),
-        )
-        .await
-        .unwrap();
+        let table = replace(&lake, table, day(1), vec![rows(day(1), 1, 3, false)]);
+        let table = table.await.unwrap();
         let version = table.version();
         let mixed = vec![rows(day(2), 2, 2, false), rows(day(3), 3, 1, false)];
-        let err = replace_day(
-            &lake,
-            table,
-            &def,
-            day(2),
-            mixed,
-            CommitProperties::default(),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("rows of another day"), "{err}");
+        let err = replace(&lake, table, day(2), mixed).await.unwrap_err();
+        assert!(err.to_string().contains("rows of another day"), "{err}");
         assert_eq!(lake.load(&def).await.unwrap().unwrap().version(), version);
         assert_eq!(lake_rows(&lake).await, expected(&[(1, 1, 3)]));
 
         let not_by_day = tables::dim_users();
         let handle = lake.uninitialized(&not_by_day).await.unwrap();
-        let err = replace_day(
-            &lake,
-            handle,
-            &not_by_day,
-            day(1),
-            Vec::new(),
-            CommitProperties::default(),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let commit = CommitProperties::default();
+        let err = replace_day(&lake, handle, &not_by_day, day(1), Vec::new(), commit);
+        let err = err.await.unwrap_err().to_string();
         assert!(err.contains("not partitioned by event_date"), "{err}");
     }
 }

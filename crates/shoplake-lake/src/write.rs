@@ -80,10 +80,7 @@ pub async fn write_table(
     mode: WriteMode,
     commit: CommitProperties,
 ) -> Result<DeltaTable> {
-    let table = match lake.load(def).await? {
-        Some(table) => table,
-        None => lake.uninitialized(def).await?,
-    };
+    let table = lake.load_or_new(def).await?;
     write_loaded(table, def, input, mode, commit).await
 }
 

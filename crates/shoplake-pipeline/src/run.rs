@@ -341,14 +341,10 @@ struct DayRows {
 
 impl DayTables {
     async fn open(lake: &Lake) -> Result<Self> {
-        let open = async |def: TableDef| match lake.load(&def).await? {
-            Some(table) => Ok::<_, PipelineError>(table),
-            None => Ok(lake.uninitialized(&def).await?),
-        };
         Ok(DayTables {
-            clean: open(tables::clean_events()).await?,
-            rejects: open(tables::clean_rejects()).await?,
-            fact: open(tables::fact_user_events()).await?,
+            clean: lake.load_or_new(&tables::clean_events()).await?,
+            rejects: lake.load_or_new(&tables::clean_rejects()).await?,
+            fact: lake.load_or_new(&tables::fact_user_events()).await?,
         })
     }
 
@@ -359,51 +355,23 @@ impl DayTables {
     /// commits are independent; until `meta.run_days` records the day, a crash between them
     /// only means the next run rebuilds it.
     async fn replace(self, lake: &Lake, date: NaiveDate, rows: DayRows) -> Result<Self> {
-        let DayTables {
-            clean,
-            rejects,
-            fact,
-        } = self;
-        let commit = CommitProperties::default;
-        let fact_lake = lake.clone();
-        let fact_write = tokio::spawn(async move {
-            let lake = fact_lake;
-            let table = replace_day(
-                &lake,
-                fact,
-                &tables::fact_user_events(),
-                date,
-                rows.fact,
-                commit(),
-            )
-            .await;
-            if table.is_ok() {
-                crash_switch::committed();
-            }
-            table
-        });
+        let fact_write = {
+            let (lake, table) = (lake.clone(), self.fact);
+            tokio::spawn(async move {
+                replace_one(&lake, table, tables::fact_user_events(), date, rows.fact).await
+            })
+        };
         let clean_and_rejects = async {
-            let clean = replace_day(
+            let clean = replace_one(lake, self.clean, tables::clean_events(), date, rows.clean);
+            let clean = clean.await?;
+            let rejects = replace_one(
                 lake,
-                clean,
-                &tables::clean_events(),
-                date,
-                rows.clean,
-                commit(),
-            )
-            .await?;
-            crash_switch::committed();
-            let rejects = replace_day(
-                lake,
-                rejects,
-                &tables::clean_rejects(),
+                self.rejects,
+                tables::clean_rejects(),
                 date,
                 rows.rejects,
-                commit(),
-            )
-            .await?;
-            crash_switch::committed();
-            Ok::<_, shoplake_lake::LakeError>((clean, rejects))
+            );
+            Ok::<_, shoplake_lake::LakeError>((clean, rejects.await?))
         }
         .await;
         // Wait for the fact's write whatever happened here, so no write outlives the run.
@@ -417,6 +385,19 @@ impl DayTables {
             fact: fact?,
         })
     }
+}
+
+/// Replaces `date` in one table, then tells the crash switch (tests) that a commit landed.
+async fn replace_one(
+    lake: &Lake,
+    table: DeltaTable,
+    def: TableDef,
+    date: NaiveDate,
+    rows: Vec<RecordBatch>,
+) -> shoplake_lake::Result<DeltaTable> {
+    let table = replace_day(lake, table, &def, date, rows, CommitProperties::default()).await?;
+    crash_switch::committed();
+    Ok(table)
 }
 
 /// Rows of one day partition of a table just written, from its statistics.
