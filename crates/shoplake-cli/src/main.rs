@@ -142,3 +142,25 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The kernel's own view of this process after the call: `THP_enabled` in
+    /// /proc/self/status turns 0 (it reads 1 whatever the system-wide policy is until then).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn transparent_huge_pages_are_off_for_the_process() {
+        let thp = || {
+            std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_string()))
+        };
+        if thp().is_none() {
+            // Kernels before 6.1 do not report it; nothing to compare with.
+            return;
+        }
+        super::no_transparent_huge_pages();
+        assert_eq!(thp().as_deref(), Some("0"));
+    }
+}
