@@ -49,3 +49,9 @@ impl From<shoplake_lake::datafusion::error::DataFusionError> for PipelineError {
         PipelineError::DataFusion(Box::new(e))
     }
 }
+
+impl From<shoplake_lake::datafusion::parquet::errors::ParquetError> for PipelineError {
+    fn from(e: shoplake_lake::datafusion::parquet::errors::ParquetError) -> Self {
+        shoplake_lake::datafusion::error::DataFusionError::from(e).into()
+    }
+}

@@ -14,7 +14,6 @@ use shoplake_lake::arrow::array::{
     Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use shoplake_lake::arrow::datatypes::SchemaRef;
-use shoplake_lake::datafusion::dataframe::DataFrameWriteOptions;
 use shoplake_lake::datafusion::datasource::MemTable;
 use shoplake_lake::datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use shoplake_lake::deltalake::DeltaTable;
@@ -28,7 +27,7 @@ use shoplake_quality::checks::{Check, CheckOutcome, DayAccounting, write_results
 
 use crate::clean::{CleanDay, clean_day};
 use crate::error::{PipelineError, Result};
-use crate::model::{catalog as model_catalog, dim_time, dimensions, fact_user_events};
+use crate::model::{catalog as model_catalog, dim_time, fact_user_events, sessions_and_users};
 use crate::plan::{DayReason, RunPlan, Selection, plan};
 use crate::{crash_switch, gates};
 
@@ -415,18 +414,17 @@ async fn rebuild_dimensions(
     progress: &dyn Progress,
 ) -> Result<()> {
     let catalog = SqlCatalog::open(lake).await?;
-    let dims = dimensions::all();
-    // Each table (the two folded, the SQL ones, the calendar) is built and written, and the
-    // checks are one step more; the calendar is built with them.
-    let built = dims.len() as u64 + 3;
+    // Each table (the two folded catalog ones, sessions and users, the calendar) is built and
+    // written, and the checks are one step more; the calendar is built with them.
+    let built = 5;
     progress.start("dimensions", Some(2 * built), "steps");
-    // Each dimension is computed once: the SQL ones into Parquet files in a scratch directory,
-    // the folded ones (a batch each, one row per product or category) in memory. Their checks
-    // and writes read those rather than aggregating the fact table again.
+    // Each dimension is computed once: sessions and users into Parquet files in a scratch
+    // directory, the catalog ones (a batch each, one row per product or category) and the
+    // calendar in memory. Their checks and writes read those rather than aggregating the
+    // fact table again.
     lake.clear_scratch();
     let scratch = lake.scratch_dir(&report.run_id)?;
-    let result =
-        stage_check_publish(lake, &catalog, dims, &scratch, checks, report, progress).await;
+    let result = stage_check_publish(lake, &catalog, &scratch, checks, report, progress).await;
     lake.clear_scratch();
     result
 }
@@ -434,16 +432,26 @@ async fn rebuild_dimensions(
 async fn stage_check_publish(
     lake: &Lake,
     catalog: &SqlCatalog,
-    dims: Vec<dimensions::Dimension>,
     scratch: &std::path::Path,
     checks: &[Check],
     report: &mut RunReport,
     progress: &dyn Progress,
 ) -> Result<()> {
     let ctx = catalog.context();
+    let fact = lake.load(&tables::fact_user_events()).await?;
+    let fact_days = match &fact {
+        Some(fact) => partition_files(fact).await?,
+        None => BTreeMap::new(),
+    };
+    let fact_rows: u64 = fact_days.values().filter_map(|p| p.rows).sum();
+    let event_days: BTreeSet<NaiveDate> = fact_days
+        .values()
+        .filter(|p| p.rows != Some(0))
+        .map(|p| p.date)
+        .collect();
     let mut candidates: Vec<(TableDef, DataFrame)> = Vec::new();
-    // The fold is one thread's work: it runs beside the SQL dimensions, which keep both
-    // cores busy only part of the time (alone, it left a core idle for 14 s of a month).
+    // The catalog fold is one thread's work: it runs beside sessions and users, which fold
+    // two days at a time.
     let fold = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -452,35 +460,34 @@ async fn stage_check_publish(
             (folded, started.elapsed().as_secs_f64())
         })
     };
-    let staged = async {
-        let mut staged = Vec::new();
-        for dim in dims {
-            let started = Instant::now();
-            let dir = scratch.join(dim.def.qualified_name());
-            let dir = format!("{}/", dir.display());
-            catalog
-                .sql(&dim.sql)
-                .await?
-                .write_parquet(&dir, DataFrameWriteOptions::new(), None)
-                .await?;
-            let frame = ctx
-                .read_parquet(dir.as_str(), ParquetReadOptions::default())
-                .await?;
-            let name = format!("build {}", dim.def.qualified_name());
-            staged.push((dim.def, frame, name, started.elapsed().as_secs_f64()));
-            progress.advance(1);
-        }
-        Ok::<_, PipelineError>(staged)
-    }
-    .await;
-    // Waited for whatever happened to the SQL ones, so the fold never outlives the run.
+    let started = Instant::now();
+    let days: Vec<NaiveDate> = event_days.iter().copied().collect();
+    let staged = sessions_and_users::build(ctx, &days, scratch, 2).await;
+    let staged_seconds = started.elapsed().as_secs_f64();
+    // Waited for whatever happened to sessions and users, so the fold never outlives the run.
     let (folded, fold_seconds) = fold
         .await
         .map_err(|e| PipelineError::Usage(format!("folding the catalog stopped: {e}")))?;
     let (staged, folded) = (staged?, folded?);
+    // Every fact row must have been folded into a session (the partition statistics count
+    // the rows each file holds).
+    if staged.events != fact_rows {
+        return Err(PipelineError::Contract(format!(
+            "sessions and users were built from {} fact rows, the fact table holds {fact_rows}",
+            staged.events
+        )));
+    }
     report.steps.push((
         "build model.dim_products + model.dim_categories".into(),
         fold_seconds,
+    ));
+    report.steps.push((
+        "build model.dim_sessions + model.dim_users".into(),
+        staged_seconds,
+    ));
+    report.steps.push((
+        "build model.dim_sessions + model.dim_users: days".into(),
+        staged.seconds.0,
     ));
     for (def, batch) in [
         (tables::dim_products(), folded.products),
@@ -490,19 +497,17 @@ async fn stage_check_publish(
         candidates.push((def, frame));
         progress.advance(1);
     }
-    for (def, frame, step, seconds) in staged {
-        report.steps.push((step, seconds));
+    for (def, path) in [
+        (tables::dim_users(), &staged.users),
+        (tables::dim_sessions(), &staged.sessions),
+    ] {
+        let path = path.to_string_lossy();
+        let frame = ctx
+            .read_parquet(path.as_ref(), ParquetReadOptions::default())
+            .await?;
         candidates.push((def, frame));
+        progress.advance(1);
     }
-    let event_days: BTreeSet<NaiveDate> = match lake.load(&tables::fact_user_events()).await? {
-        Some(fact) => partition_files(&fact)
-            .await?
-            .into_values()
-            .filter(|p| p.rows != Some(0))
-            .map(|p| p.date)
-            .collect(),
-        None => BTreeSet::new(),
-    };
     let calendar = dim_time::calendar(&event_days)?;
     candidates.push((
         tables::dim_time(),

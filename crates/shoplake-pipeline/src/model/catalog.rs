@@ -12,21 +12,16 @@
 //! not its traffic: about 250 bytes an entry, so some 50 MB for 200 k products.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use futures::TryStreamExt;
-use shoplake_lake::arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, Int64Array, PrimitiveArray, RecordBatch,
-    StringArray, StringBuilder, StringViewArray, TimestampMicrosecondArray,
-};
-use shoplake_lake::arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Decimal128Type, Int64Type, TimestampMicrosecondType,
-};
+use shoplake_lake::arrow::array::{ArrayRef, RecordBatch};
+use shoplake_lake::arrow::datatypes::{Decimal128Type, Int64Type, TimestampMicrosecondType};
 use shoplake_lake::datafusion::prelude::SessionContext;
-use shoplake_lake::tables::{self, TableDef};
+use shoplake_lake::tables;
 
+use super::columns::{Counts, Texts, counts, int, price, primitive, text, time};
 use super::fact_user_events::category_levels;
-use crate::error::{PipelineError, Result};
+use crate::error::Result;
 
 /// The fact columns the fold reads.
 const SQL: &str = "SELECT product_id, category_id, category_code, brand, price, event_time, \
@@ -49,39 +44,6 @@ pub async fn build(ctx: &SessionContext) -> Result<CatalogDimensions> {
         fold.add(&batch)?;
     }
     fold.finish()
-}
-
-/// Event counts per type and revenue (cents), as in the SQL dimensions.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    events: i64,
-    views: i64,
-    carts: i64,
-    removes: i64,
-    purchases: i64,
-    revenue_cents: i128,
-}
-
-impl Counts {
-    fn add(&mut self, event_type: &str, price_cents: i128) -> Result<()> {
-        self.events += 1;
-        match event_type {
-            "view" => self.views += 1,
-            "cart" => self.carts += 1,
-            "remove_from_cart" => self.removes += 1,
-            "purchase" => {
-                self.purchases += 1;
-                self.revenue_cents += price_cents;
-            }
-            other => {
-                return Err(PipelineError::Contract(format!(
-                    "model.fact_user_events holds an unknown event_type {other:?}; \
-                     rebuild its days with `shoplake run --from DAY --to DAY`"
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The (event_time, event_id) order of events.
@@ -120,52 +82,6 @@ struct Fold {
 fn assign(target: &mut String, value: &str) {
     target.clear();
     target.push_str(value);
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
-    batch.column_by_name(name).ok_or_else(|| {
-        PipelineError::Contract(format!("model.fact_user_events has no column {name}"))
-    })
-}
-
-fn primitive<'a, T: ArrowPrimitiveType>(
-    batch: &'a RecordBatch,
-    name: &str,
-) -> Result<&'a PrimitiveArray<T>> {
-    let array = column(batch, name)?;
-    array.as_primitive_opt::<T>().ok_or_else(|| {
-        PipelineError::Contract(format!(
-            "model.fact_user_events.{name} is {}, not {}",
-            array.data_type(),
-            T::DATA_TYPE
-        ))
-    })
-}
-
-/// A text column as the scan delivers it: DataFusion reads Parquet strings as views.
-enum Texts<'a> {
-    Utf8(&'a StringArray),
-    View(&'a StringViewArray),
-}
-
-impl<'a> Texts<'a> {
-    fn of(batch: &'a RecordBatch, name: &str) -> Result<Self> {
-        let array = column(batch, name)?;
-        match array.data_type() {
-            DataType::Utf8 => Ok(Texts::Utf8(array.as_string::<i32>())),
-            DataType::Utf8View => Ok(Texts::View(array.as_string_view())),
-            other => Err(PipelineError::Contract(format!(
-                "model.fact_user_events.{name} is {other}, not text"
-            ))),
-        }
-    }
-
-    fn value(&self, i: usize) -> &'a str {
-        match self {
-            Texts::Utf8(a) => a.value(i),
-            Texts::View(a) => a.value(i),
-        }
-    }
 }
 
 impl Fold {
@@ -281,88 +197,18 @@ impl Fold {
     }
 }
 
-fn int(values: impl Iterator<Item = i64>) -> ArrayRef {
-    Arc::new(Int64Array::from_iter_values(values))
-}
-
-fn text<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut builder = StringBuilder::new();
-    for v in values {
-        builder.append_option(v);
-    }
-    Arc::new(builder.finish())
-}
-
-fn time(values: impl Iterator<Item = i64>) -> ArrayRef {
-    Arc::new(TimestampMicrosecondArray::from_iter_values(values).with_timezone("UTC"))
-}
-
-/// A decimal column with the precision and scale `def` declares for `name`.
-fn price(def: &TableDef, name: &str, values: impl Iterator<Item = i128>) -> Result<ArrayRef> {
-    let schema = def.arrow_schema();
-    let field = schema.field_with_name(name)?;
-    let (precision, scale) = match field.data_type() {
-        DataType::Decimal128(p, s) => (*p, *s),
-        other => {
-            return Err(PipelineError::Contract(format!(
-                "{}.{name} is {other}, not a decimal",
-                def.qualified_name()
-            )));
-        }
-    };
-    Ok(Arc::new(
-        Decimal128Array::from_iter_values(values).with_precision_and_scale(precision, scale)?,
-    ))
-}
-
-/// The count columns (events, views, carts, removes, purchases, revenue).
-fn counts(def: &TableDef, values: impl Iterator<Item = Counts> + Clone) -> Result<Vec<ArrayRef>> {
-    Ok(vec![
-        int(values.clone().map(|c| c.events)),
-        int(values.clone().map(|c| c.views)),
-        int(values.clone().map(|c| c.carts)),
-        int(values.clone().map(|c| c.removes)),
-        int(values.clone().map(|c| c.purchases)),
-        price(def, "revenue", values.map(|c| c.revenue_cents))?,
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::fact_user_events;
-    use shoplake_lake::arrow::array::Date32Array;
+    use shoplake_lake::arrow::array::{
+        Date32Array, Decimal128Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
     use shoplake_lake::arrow::compute::concat_batches;
     use shoplake_lake::datafusion::datasource::MemTable;
+    use std::sync::Arc;
 
-    use crate::model::dimensions::COUNTS;
-
-    // The SQL definitions these dimensions had, used here as the independent answer.
-
-    fn products_sql() -> String {
-        format!(
-            "SELECT product_id,
-  last_value(category_id ORDER BY event_time, event_id) AS category_id,
-  last_value(category_code ORDER BY event_time, event_id) AS category_code,
-  last_value(brand ORDER BY event_time, event_id) AS brand,
-  last_value(price ORDER BY event_time, event_id) AS last_price,
-  MIN(price) AS min_price, MAX(price) AS max_price,
-  MIN(event_time) AS first_seen, MAX(event_time) AS last_seen,{COUNTS}
-FROM model.fact_user_events GROUP BY product_id ORDER BY product_id"
-        )
-    }
-
-    fn categories_sql() -> String {
-        format!(
-            "SELECT category_id,
-  last_value(category_code ORDER BY event_time, event_id) AS category_code,
-  last_value(category_l1 ORDER BY event_time, event_id) AS category_l1,
-  last_value(category_l2 ORDER BY event_time, event_id) AS category_l2,
-  last_value(category_l3 ORDER BY event_time, event_id) AS category_l3,
-  COUNT(DISTINCT product_id) AS products,{COUNTS}
-FROM model.fact_user_events GROUP BY category_id ORDER BY category_id"
-        )
-    }
+    use crate::model::reference_sql;
 
     /// Fact rows in a scrambled order, in several batches: products that change category,
     /// brand and price over time, events at the same instant (ties broken by event id),
@@ -487,8 +333,8 @@ FROM model.fact_user_events GROUP BY category_id ORDER BY category_id"
         assert_eq!(ours.products.num_rows(), 30);
         assert_eq!(ours.categories.num_rows(), 12);
         for (batch, sql) in [
-            (&ours.products, products_sql()),
-            (&ours.categories, categories_sql()),
+            (&ours.products, reference_sql::dim_products()),
+            (&ours.categories, reference_sql::dim_categories()),
         ] {
             let theirs = sql_answer(&ctx, &sql).await;
             assert_eq!(batch.num_columns(), theirs.num_columns());

@@ -6,6 +6,9 @@
 //! that crosses midnight is one row, whichever of its days changed).
 
 pub mod catalog;
+mod columns;
 pub mod dim_time;
-pub mod dimensions;
 pub mod fact_user_events;
+#[cfg(test)]
+mod reference_sql;
+pub mod sessions_and_users;

@@ -1,0 +1,1100 @@
+//! `model.dim_sessions` and `model.dim_users`, from one pass over the fact table, a day at a
+//! time.
+//!
+//! As SQL (kept as the tests' independent answer in [`super::reference_sql`]) the two took
+//! 71 s of a month's run: each of 66 M events was hashed by its 36-byte session id into a
+//! table of 14 M groups that spilled, and `first_value(... ORDER BY ...)` kept a vector of
+//! `ScalarValue`s per group (11 s alone). Here each day partition is folded on its own into
+//! (session, user) parts and per-user totals (a day holds about half a million sessions,
+//! small enough to stay in cache), each sorted by key and spilled to an Arrow IPC file in
+//! the scratch directory. The days' files are then merged in key order, sessions and users
+//! on two threads: a session that crosses midnight meets its other days there and comes out
+//! whole, and a user's days add up to the user (a session the user had on two days counted
+//! once). Both come out in key order, ready to write; no table holds every session.
+//!
+//! Memory: one day's sessions per fold in flight, one batch per day file while merging, and
+//! the merged users (about 100 bytes each) until they are written.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use futures::TryStreamExt;
+use shoplake_lake::arrow::array::{
+    ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Int64Array, Int64Builder,
+    ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder,
+};
+use shoplake_lake::arrow::datatypes::{
+    DataType, Decimal128Type, Field, Int64Type, Schema, SchemaRef, TimestampMicrosecondType,
+};
+use shoplake_lake::arrow::ipc::reader::FileReader;
+use shoplake_lake::arrow::ipc::writer::FileWriter;
+use shoplake_lake::datafusion::common::HashMap;
+use shoplake_lake::datafusion::parquet::arrow::ArrowWriter;
+use shoplake_lake::datafusion::parquet::file::properties::WriterProperties;
+use shoplake_lake::datafusion::prelude::SessionContext;
+use shoplake_lake::tables::{self, TableDef};
+use tokio::task::JoinSet;
+
+use super::columns::{Counts, Texts, counts, int, primitive, time};
+use crate::error::{PipelineError, Result};
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+/// Rows per batch of the spilled day files and of the staged dimensions.
+const CHUNK: usize = 16 * 1024;
+
+/// The two dimensions, staged as Parquet files in the scratch directory (in their tables'
+/// schemas, ordered by key), and the events they were built from.
+#[derive(Debug)]
+pub struct Staged {
+    /// `model.dim_sessions`.
+    pub sessions: PathBuf,
+    /// `model.dim_users`.
+    pub users: PathBuf,
+    /// Fact rows read; equal to the sum of `events` over either dimension.
+    pub events: u64,
+    /// Wall seconds folding the days (the scan included) and merging them.
+    pub seconds: (f64, f64),
+}
+
+/// Builds both dimensions from the `days` partitions of `model.fact_user_events` as
+/// registered in `ctx`, folding `parallel` days at a time; intermediate and staged files go
+/// to `scratch`.
+pub async fn build(
+    ctx: &SessionContext,
+    days: &[NaiveDate],
+    scratch: &Path,
+    parallel: usize,
+) -> Result<Staged> {
+    let started = std::time::Instant::now();
+    let dir = scratch.join("sessions-and-users");
+    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    // A JoinSet aborts the folds still running if one fails and this returns early.
+    let mut folds = JoinSet::new();
+    let mut parts = Vec::new();
+    let mut pending = days.iter().copied().enumerate();
+    loop {
+        while folds.len() < parallel.max(1) {
+            let Some((i, day)) = pending.next() else {
+                break;
+            };
+            let (ctx, dir) = (ctx.clone(), dir.clone());
+            folds.spawn(async move { fold_day(&ctx, day, &dir).await.map(|p| (i, p)) });
+        }
+        match folds.join_next().await {
+            Some(done) => parts.push(done.map_err(|e| {
+                PipelineError::Usage(format!("building the sessions of a day stopped: {e}"))
+            })??),
+            None => break,
+        }
+    }
+    // In day order, so that ties between days resolve the same way on every run.
+    parts.sort_by_key(|(i, _)| *i);
+    let parts: Vec<DayPart> = parts.into_iter().map(|(_, p)| p).collect();
+    let (sessions, users) = (
+        dir.join("dim_sessions.parquet"),
+        dir.join("dim_users.parquet"),
+    );
+    let folded = started.elapsed().as_secs_f64();
+    let events = parts.iter().map(|p| p.events).sum();
+    let session_runs: Vec<PathBuf> = parts.iter().filter_map(|p| p.sessions.clone()).collect();
+    let user_runs: Vec<PathBuf> = parts.iter().filter_map(|p| p.users.clone()).collect();
+    let path = sessions.clone();
+    let merged_sessions = tokio::task::spawn_blocking(move || merge_sessions(&session_runs, &path));
+    let merged_users = tokio::task::spawn_blocking(move || merge_users(&user_runs));
+    let stopped = |e| PipelineError::Usage(format!("merging the sessions and users stopped: {e}"));
+    // Both awaited before either error is returned, so neither outlives the run.
+    let (merged_sessions, merged_users) = (merged_sessions.await, merged_users.await);
+    let repeats = merged_sessions.map_err(stopped)??;
+    let mut merged_users = merged_users.map_err(stopped)??;
+    for (user, n) in repeats {
+        match merged_users.binary_search_by_key(&user, |(id, _)| *id) {
+            Ok(i) => merged_users[i].1.sessions -= n,
+            Err(_) => {
+                return Err(PipelineError::Contract(format!(
+                    "user {user} has a session but no activity"
+                )));
+            }
+        }
+    }
+    write_users(&merged_users, &users)?;
+    Ok(Staged {
+        sessions,
+        users,
+        events,
+        seconds: (folded, started.elapsed().as_secs_f64() - folded),
+    })
+}
+
+fn io_error(path: &Path, e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Usage(format!("cannot use scratch file {}: {e}", path.display()))
+}
+
+/// (event_time, event_id): the order of events.
+type At = (i64, i64);
+
+/// One user's events within one session on one day (or, while merging, on several days).
+#[derive(Debug, Clone)]
+struct Part {
+    first: At,
+    last_time: i64,
+    counts: Counts,
+}
+
+impl Part {
+    fn new(at: At) -> Self {
+        Part {
+            first: at,
+            last_time: at.0,
+            counts: Counts::default(),
+        }
+    }
+
+    fn merge(&mut self, other: &Part) {
+        self.first = self.first.min(other.first);
+        self.last_time = self.last_time.max(other.last_time);
+        self.counts.merge(&other.counts);
+    }
+}
+
+/// A session of one day: its parts by user (almost always one) and the products it touched.
+#[derive(Debug, Default)]
+struct DaySession {
+    parts: Vec<(i64, Part)>,
+    products: Vec<i64>,
+}
+
+/// What a day's fold leaves for the merge: two files, none for a day without rows.
+#[derive(Debug)]
+struct DayPart {
+    /// The (session, user) parts, ordered by that key ([`part_schema`]).
+    sessions: Option<PathBuf>,
+    /// The users' totals of the day, ordered by user ([`user_schema`]).
+    users: Option<PathBuf>,
+    events: u64,
+}
+
+/// One user's totals: of a day, or merged.
+#[derive(Debug, Clone)]
+struct User {
+    first_seen: i64,
+    last_seen: i64,
+    active_days: i64,
+    sessions: i64,
+    counts: Counts,
+}
+
+/// The columns of a spilled day of users.
+fn user_schema() -> SchemaRef {
+    let i = |name| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        i("user_id"),
+        i("first_seen"),
+        i("last_seen"),
+        i("sessions"),
+        i("events"),
+        i("views"),
+        i("carts"),
+        i("removes"),
+        i("purchases"),
+        Field::new("revenue_cents", DataType::Decimal128(38, 0), false),
+    ]))
+}
+
+/// The columns of a spilled day file.
+fn part_schema() -> SchemaRef {
+    let i = |name| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("session_id", DataType::Utf8, false),
+        i("user_id"),
+        i("first_time"),
+        i("first_id"),
+        i("last_time"),
+        i("events"),
+        i("views"),
+        i("carts"),
+        i("removes"),
+        i("purchases"),
+        Field::new("revenue_cents", DataType::Decimal128(38, 0), false),
+        // The session's distinct products of the day, on its first user's row only.
+        Field::new(
+            "products",
+            DataType::List(Arc::new(Field::new("item", DataType::Int64, false))),
+            false,
+        ),
+    ]))
+}
+
+async fn fold_day(ctx: &SessionContext, day: NaiveDate, dir: &Path) -> Result<DayPart> {
+    let sql = format!(
+        "SELECT session_id, user_id, product_id, event_time, event_id, event_type, price \
+         FROM model.fact_user_events WHERE event_date = DATE '{day}'"
+    );
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    let mut sessions: HashMap<String, DaySession> = HashMap::new();
+    let mut events = 0u64;
+    while let Some(batch) = stream.try_next().await? {
+        events += batch.num_rows() as u64;
+        fold_batch(&mut sessions, &batch)?;
+    }
+    if sessions.is_empty() {
+        return Ok(DayPart {
+            sessions: None,
+            users: None,
+            events,
+        });
+    }
+    let paths = (
+        dir.join(format!("sessions-{day}.arrow")),
+        dir.join(format!("users-{day}.arrow")),
+    );
+    let (s, u) = paths.clone();
+    tokio::task::spawn_blocking(move || spill_day(sessions, &s, &u))
+        .await
+        .map_err(|e| {
+            PipelineError::Usage(format!("spilling the sessions of {day} stopped: {e}"))
+        })??;
+    Ok(DayPart {
+        sessions: Some(paths.0),
+        users: Some(paths.1),
+        events,
+    })
+}
+
+fn fold_batch(sessions: &mut HashMap<String, DaySession>, batch: &RecordBatch) -> Result<()> {
+    let session = Texts::of(batch, "session_id")?;
+    let user = primitive::<Int64Type>(batch, "user_id")?;
+    let product = primitive::<Int64Type>(batch, "product_id")?;
+    let time = primitive::<TimestampMicrosecondType>(batch, "event_time")?;
+    let id = primitive::<Int64Type>(batch, "event_id")?;
+    let kind = Texts::of(batch, "event_type")?;
+    let price = primitive::<Decimal128Type>(batch, "price")?;
+    // Every column is declared non-null in the fact table.
+    for i in 0..batch.num_rows() {
+        let at = (time.value(i), id.value(i));
+        let s = sessions.entry_ref(session.value(i)).or_default();
+        let user = user.value(i);
+        let part = match s.parts.iter().position(|(u, _)| *u == user) {
+            Some(p) => &mut s.parts[p].1,
+            None => {
+                s.parts.push((user, Part::new(at)));
+                &mut s.parts.last_mut().expect("just pushed").1
+            }
+        };
+        part.first = part.first.min(at);
+        part.last_time = part.last_time.max(at.0);
+        part.counts.add(kind.value(i), price.value(i))?;
+        s.products.push(product.value(i));
+    }
+    Ok(())
+}
+
+/// Writes a day's (session, user) parts, ordered by that key, to `sessions_path`, and its
+/// users' totals, ordered by user, to `users_path`.
+fn spill_day(
+    sessions: HashMap<String, DaySession>,
+    sessions_path: &Path,
+    users_path: &Path,
+) -> Result<()> {
+    let mut sessions: Vec<(String, DaySession)> = sessions.into_iter().collect();
+    sessions.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let schema = part_schema();
+    let mut writer = FileWriter::try_new(create(sessions_path)?, &schema)?;
+    let mut users: Vec<(i64, &Part)> = Vec::new();
+    for chunk in sessions.chunks_mut(CHUNK) {
+        let mut rows = PartRows::default();
+        for (id, s) in chunk.iter_mut() {
+            s.parts.sort_unstable_by_key(|(u, _)| *u);
+            s.products.sort_unstable();
+            s.products.dedup();
+            for (n, (user, part)) in s.parts.iter().enumerate() {
+                let products: &[i64] = if n == 0 { &s.products } else { &[] };
+                rows.push(id, *user, part, products);
+            }
+        }
+        writer.write(&rows.finish(&schema)?)?;
+    }
+    writer.finish()?;
+
+    for (_, s) in &sessions {
+        users.extend(s.parts.iter().map(|(u, p)| (*u, p)));
+    }
+    users.sort_unstable_by_key(|(u, _)| *u);
+    let mut totals: Vec<(i64, User)> = Vec::new();
+    for (user, part) in users {
+        match totals.last_mut() {
+            Some((last, total)) if *last == user => {
+                total.first_seen = total.first_seen.min(part.first.0);
+                total.last_seen = total.last_seen.max(part.last_time);
+                total.sessions += 1;
+                total.counts.merge(&part.counts);
+            }
+            _ => totals.push((
+                user,
+                User {
+                    first_seen: part.first.0,
+                    last_seen: part.last_time,
+                    active_days: 1,
+                    sessions: 1,
+                    counts: part.counts,
+                },
+            )),
+        }
+    }
+    let schema = user_schema();
+    let mut writer = FileWriter::try_new(create(users_path)?, &schema)?;
+    for chunk in totals.chunks(CHUNK) {
+        let int = |f: fn(&(i64, User)) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(chunk.iter().map(f)))
+        };
+        let columns = vec![
+            int(|(id, _)| *id),
+            int(|(_, u)| u.first_seen),
+            int(|(_, u)| u.last_seen),
+            int(|(_, u)| u.sessions),
+            int(|(_, u)| u.counts.events),
+            int(|(_, u)| u.counts.views),
+            int(|(_, u)| u.counts.carts),
+            int(|(_, u)| u.counts.removes),
+            int(|(_, u)| u.counts.purchases),
+            Arc::new(
+                Decimal128Array::from_iter_values(
+                    chunk.iter().map(|(_, u)| u.counts.revenue_cents),
+                )
+                .with_precision_and_scale(38, 0)?,
+            ),
+        ];
+        writer.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    Ok(BufWriter::new(
+        File::create(path).map_err(|e| io_error(path, e))?,
+    ))
+}
+
+fn open(path: &Path) -> Result<FileReader<BufReader<File>>> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    Ok(FileReader::try_new(BufReader::new(file), None)?)
+}
+
+/// Builders of a spilled batch.
+#[derive(Default)]
+struct PartRows {
+    session: StringBuilder,
+    ints: [Vec<i64>; 9],
+    revenue: Vec<i128>,
+    products: ListBuilder<Int64Builder>,
+}
+
+impl PartRows {
+    fn push(&mut self, session: &str, user: i64, part: &Part, products: &[i64]) {
+        self.session.append_value(session);
+        let c = &part.counts;
+        let values = [
+            user,
+            part.first.0,
+            part.first.1,
+            part.last_time,
+            c.events,
+            c.views,
+            c.carts,
+            c.removes,
+            c.purchases,
+        ];
+        for (column, v) in self.ints.iter_mut().zip(values) {
+            column.push(v);
+        }
+        self.revenue.push(c.revenue_cents);
+        self.products.values().append_slice(products);
+        self.products.append(true);
+    }
+
+    fn finish(mut self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(self.session.finish())];
+        columns.extend(
+            self.ints
+                .into_iter()
+                .map(|v| Arc::new(Int64Array::from(v)) as ArrayRef),
+        );
+        columns.push(Arc::new(
+            Decimal128Array::from(self.revenue).with_precision_and_scale(38, 0)?,
+        ));
+        let products = self.products.finish();
+        // The builder declares nullable items; the spilled schema says they are not.
+        let (_, offsets, values, nulls) = products.into_parts();
+        let item = match schema.field(11).data_type() {
+            DataType::List(item) => item.clone(),
+            other => unreachable!("products is declared a list, not {other}"),
+        };
+        columns.push(Arc::new(ListArray::try_new(item, offsets, values, nulls)?));
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    }
+}
+
+/// A spilled day read back in key order, one row at a time.
+trait Run {
+    type Key<'a>: Ord
+    where
+        Self: 'a;
+
+    /// The current row's key; None at the end.
+    fn key(&self) -> Option<Self::Key<'_>>;
+
+    /// Moves to the next row.
+    fn advance(&mut self) -> Result<()>;
+}
+
+/// Reads the batches of a spilled file one after another, skipping empty ones.
+struct Batches<C> {
+    reader: FileReader<BufReader<File>>,
+    schema: SchemaRef,
+    columns: Option<C>,
+    rows: usize,
+    row: usize,
+}
+
+impl<C> Batches<C> {
+    fn open(path: &Path, schema: SchemaRef, downcast: fn(&RecordBatch) -> C) -> Result<Self> {
+        let mut batches = Batches {
+            reader: open(path)?,
+            schema,
+            columns: None,
+            rows: 0,
+            row: 0,
+        };
+        batches.next_batch(downcast)?;
+        Ok(batches)
+    }
+
+    fn next_batch(&mut self, downcast: fn(&RecordBatch) -> C) -> Result<()> {
+        self.row = 0;
+        self.columns = None;
+        for batch in self.reader.by_ref() {
+            let batch = batch?;
+            if batch.schema() != self.schema {
+                return Err(PipelineError::Contract(
+                    "a spilled day of sessions or users has an unexpected schema".into(),
+                ));
+            }
+            if batch.num_rows() > 0 {
+                self.rows = batch.num_rows();
+                self.columns = Some(downcast(&batch));
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, downcast: fn(&RecordBatch) -> C) -> Result<()> {
+        self.row += 1;
+        if self.row >= self.rows {
+            self.next_batch(downcast)?;
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Option<(&C, usize)> {
+        self.columns.as_ref().map(|c| (c, self.row))
+    }
+}
+
+fn int64(batch: &RecordBatch, column: usize) -> Int64Array {
+    batch.column(column).as_primitive::<Int64Type>().clone()
+}
+
+fn cents(batch: &RecordBatch, column: usize) -> Decimal128Array {
+    batch
+        .column(column)
+        .as_primitive::<Decimal128Type>()
+        .clone()
+}
+
+/// The columns of a spilled batch of (session, user) parts, downcast once.
+struct PartColumns {
+    session: StringArray,
+    ints: [Int64Array; 9],
+    revenue: Decimal128Array,
+    products: ListArray,
+}
+
+impl PartColumns {
+    fn of(batch: &RecordBatch) -> Self {
+        PartColumns {
+            session: batch.column(0).as_string::<i32>().clone(),
+            ints: std::array::from_fn(|i| int64(batch, i + 1)),
+            revenue: cents(batch, 10),
+            products: batch.column(11).as_list::<i32>().clone(),
+        }
+    }
+
+    fn part(&self, row: usize) -> Part {
+        let int = |i: usize| self.ints[i].value(row);
+        Part {
+            first: (int(1), int(2)),
+            last_time: int(3),
+            counts: Counts {
+                events: int(4),
+                views: int(5),
+                carts: int(6),
+                removes: int(7),
+                purchases: int(8),
+                revenue_cents: self.revenue.value(row),
+            },
+        }
+    }
+
+    fn products(&self, row: usize, into: &mut Vec<i64>) {
+        let offsets = self.products.value_offsets();
+        let (from, to) = (offsets[row] as usize, offsets[row + 1] as usize);
+        let values = self.products.values().as_primitive::<Int64Type>().values();
+        into.extend_from_slice(&values[from..to]);
+    }
+}
+
+struct SessionRun(Batches<PartColumns>);
+
+impl Run for SessionRun {
+    type Key<'a> = (&'a str, i64);
+
+    fn key(&self) -> Option<(&str, i64)> {
+        let (c, row) = self.0.current()?;
+        Some((c.session.value(row), c.ints[0].value(row)))
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        self.0.advance(PartColumns::of)
+    }
+}
+
+/// The columns of a spilled batch of users, downcast once.
+struct UserColumns {
+    ints: [Int64Array; 9],
+    revenue: Decimal128Array,
+}
+
+impl UserColumns {
+    fn of(batch: &RecordBatch) -> Self {
+        UserColumns {
+            ints: std::array::from_fn(|i| int64(batch, i)),
+            revenue: cents(batch, 9),
+        }
+    }
+
+    fn user(&self, row: usize) -> User {
+        let int = |i: usize| self.ints[i].value(row);
+        User {
+            first_seen: int(1),
+            last_seen: int(2),
+            active_days: 1,
+            sessions: int(3),
+            counts: Counts {
+                events: int(4),
+                views: int(5),
+                carts: int(6),
+                removes: int(7),
+                purchases: int(8),
+                revenue_cents: self.revenue.value(row),
+            },
+        }
+    }
+}
+
+struct UserRun(Batches<UserColumns>);
+
+impl Run for UserRun {
+    type Key<'a> = i64;
+
+    fn key(&self) -> Option<i64> {
+        let (c, row) = self.0.current()?;
+        Some(c.ints[0].value(row))
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        self.0.advance(UserColumns::of)
+    }
+}
+
+/// A min-heap of runs by (key, index): the index (the day's order) breaks ties.
+struct Heap(Vec<usize>);
+
+impl Heap {
+    fn less<R: Run>(runs: &[R], a: usize, b: usize) -> bool {
+        (runs[a].key(), a) < (runs[b].key(), b)
+    }
+
+    fn new<R: Run>(runs: &[R]) -> Self {
+        let mut heap = Heap(
+            (0..runs.len())
+                .filter(|&i| runs[i].key().is_some())
+                .collect(),
+        );
+        for i in (0..heap.0.len() / 2).rev() {
+            heap.sift_down(runs, i);
+        }
+        heap
+    }
+
+    fn top(&self) -> Option<usize> {
+        self.0.first().copied()
+    }
+
+    /// Advances the top run and restores the order; drops the run when it is exhausted.
+    fn advance_top<R: Run>(&mut self, runs: &mut [R]) -> Result<()> {
+        runs[self.0[0]].advance()?;
+        if runs[self.0[0]].key().is_none() {
+            self.0.swap_remove(0);
+        }
+        if !self.0.is_empty() {
+            self.sift_down(runs, 0);
+        }
+        Ok(())
+    }
+
+    fn sift_down<R: Run>(&mut self, runs: &[R], mut i: usize) {
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut least = i;
+            if l < self.0.len() && Self::less(runs, self.0[l], self.0[least]) {
+                least = l;
+            }
+            if r < self.0.len() && Self::less(runs, self.0[r], self.0[least]) {
+                least = r;
+            }
+            if least == i {
+                return;
+            }
+            self.0.swap(i, least);
+            i = least;
+        }
+    }
+}
+
+/// A session being merged from its parts.
+#[derive(Debug, Default)]
+struct Session {
+    id: String,
+    user: i64,
+    first: At,
+    last_time: i64,
+    counts: Counts,
+    products: Vec<i64>,
+}
+
+impl Session {
+    /// Adds a (session, user) part merged over its days.
+    fn add(&mut self, user: i64, part: &Part) {
+        // Parts come by user id, so equal first events keep the smallest user.
+        if part.first < self.first {
+            self.first = part.first;
+            self.user = user;
+        }
+        self.last_time = self.last_time.max(part.last_time);
+        self.counts.merge(&part.counts);
+    }
+}
+
+/// Merges the spilled days of (session, user) parts into the staged `model.dim_sessions`.
+/// Returns, per user, how many times one of the user's sessions was counted on more than
+/// one day (the day totals of users count it on each).
+fn merge_sessions(runs: &[PathBuf], path: &Path) -> Result<HashMap<i64, i64>> {
+    let mut runs = runs
+        .iter()
+        .map(|p| Batches::open(p, part_schema(), PartColumns::of).map(SessionRun))
+        .collect::<Result<Vec<_>>>()?;
+    let mut heap = Heap::new(&runs);
+    let mut repeats: HashMap<i64, i64> = HashMap::new();
+    let mut out = Staging::create(tables::dim_sessions(), path)?;
+    let mut rows: Vec<Session> = Vec::with_capacity(CHUNK);
+    // The (session, user) part being merged, and the session it belongs to.
+    let mut part: Option<(i64, Part)> = None;
+    let mut session = Session::default();
+    while let Some(top) = heap.top() {
+        let (columns, row) = runs[top]
+            .0
+            .current()
+            .expect("the heap holds positioned runs");
+        let (id, user) = (columns.session.value(row), columns.ints[0].value(row));
+        let in_session = part.is_some();
+        let same_session = in_session && session.id == id;
+        match &mut part {
+            Some((u, p)) if same_session && *u == user => {
+                p.merge(&columns.part(row));
+                *repeats.entry(user).or_default() += 1;
+            }
+            _ => {
+                if let Some((u, p)) = part.take() {
+                    session.add(u, &p);
+                }
+                if !same_session {
+                    if in_session {
+                        rows.push(std::mem::take(&mut session));
+                        if rows.len() == CHUNK {
+                            out.write(session_batch(&mut rows)?)?;
+                        }
+                    }
+                    session.id.push_str(id);
+                    session.first = (i64::MAX, i64::MAX);
+                    session.last_time = i64::MIN;
+                }
+                part = Some((user, columns.part(row)));
+            }
+        }
+        columns.products(row, &mut session.products);
+        heap.advance_top(&mut runs)?;
+    }
+    if let Some((u, p)) = part.take() {
+        session.add(u, &p);
+        rows.push(session);
+    }
+    if !rows.is_empty() {
+        out.write(session_batch(&mut rows)?)?;
+    }
+    out.close()?;
+    Ok(repeats)
+}
+
+/// Merges the spilled days of users' totals, in user order.
+fn merge_users(runs: &[PathBuf]) -> Result<Vec<(i64, User)>> {
+    let mut runs = runs
+        .iter()
+        .map(|p| Batches::open(p, user_schema(), UserColumns::of).map(UserRun))
+        .collect::<Result<Vec<_>>>()?;
+    let mut heap = Heap::new(&runs);
+    let mut users: Vec<(i64, User)> = Vec::new();
+    while let Some(top) = heap.top() {
+        let (columns, row) = runs[top]
+            .0
+            .current()
+            .expect("the heap holds positioned runs");
+        let (id, day) = (columns.ints[0].value(row), columns.user(row));
+        match users.last_mut() {
+            // A user appears at most once a day, so each further run is another active day.
+            Some((last, u)) if *last == id => {
+                u.first_seen = u.first_seen.min(day.first_seen);
+                u.last_seen = u.last_seen.max(day.last_seen);
+                u.active_days += 1;
+                u.sessions += day.sessions;
+                u.counts.merge(&day.counts);
+            }
+            _ => users.push((id, day)),
+        }
+        heap.advance_top(&mut runs)?;
+    }
+    Ok(users)
+}
+
+/// A batch of `model.dim_sessions` from merged sessions (emptying `rows`).
+fn session_batch(rows: &mut Vec<Session>) -> Result<RecordBatch> {
+    let def = tables::dim_sessions();
+    for s in rows.iter_mut() {
+        s.products.sort_unstable();
+        s.products.dedup();
+    }
+    let start = |s: &Session| s.first.0;
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|s| &s.id))),
+        int(rows.iter().map(|s| s.user)),
+        time(rows.iter().map(start)),
+        time(rows.iter().map(|s| s.last_time)),
+        int(rows
+            .iter()
+            .map(|s| (s.last_time - start(s)) / MICROS_PER_SECOND)),
+        Arc::new(Date32Array::from_iter_values(
+            rows.iter()
+                .map(|s| start(s).div_euclid(MICROS_PER_DAY) as i32),
+        )),
+        int(rows.iter().map(|s| s.products.len() as i64)),
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|s| Some(s.counts.purchases > 0)),
+        )),
+    ];
+    columns.extend(counts(&def, rows.iter().map(|s| s.counts))?);
+    rows.clear();
+    Ok(RecordBatch::try_new(def.arrow_schema(), columns)?)
+}
+
+fn write_users(users: &[(i64, User)], path: &Path) -> Result<()> {
+    let def = tables::dim_users();
+    let mut out = Staging::create(def.clone(), path)?;
+    for chunk in users.chunks(CHUNK) {
+        let mut columns: Vec<ArrayRef> = vec![
+            int(chunk.iter().map(|(id, _)| *id)),
+            time(chunk.iter().map(|(_, u)| u.first_seen)),
+            time(chunk.iter().map(|(_, u)| u.last_seen)),
+            int(chunk.iter().map(|(_, u)| u.active_days)),
+            int(chunk.iter().map(|(_, u)| u.sessions)),
+        ];
+        columns.extend(counts(&def, chunk.iter().map(|(_, u)| u.counts))?);
+        out.write(RecordBatch::try_new(def.arrow_schema(), columns)?)?;
+    }
+    out.close()
+}
+
+/// A staged dimension: a Parquet file in its table's schema (written even when empty, so
+/// that it can be read back).
+struct Staging {
+    writer: ArrowWriter<File>,
+}
+
+impl Staging {
+    fn create(def: TableDef, path: &Path) -> Result<Self> {
+        let file = File::create(path).map_err(|e| io_error(path, e))?;
+        // Read once, by this run: no dictionaries (session ids are all distinct) and no
+        // compression.
+        let properties = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .build();
+        Ok(Staging {
+            writer: ArrowWriter::try_new(file, def.arrow_schema(), Some(properties))?,
+        })
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        Ok(self.writer.write(&batch)?)
+    }
+
+    fn close(self) -> Result<()> {
+        self.writer.close()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{fact_user_events, reference_sql};
+    use shoplake_lake::arrow::compute::{cast, concat_batches};
+    use shoplake_lake::datafusion::datasource::MemTable;
+    use shoplake_lake::datafusion::prelude::ParquetReadOptions;
+
+    const DAY: i64 = MICROS_PER_DAY;
+    /// 2020-04-01T00:00:00Z.
+    const APRIL_1: i64 = 1_585_699_200_000_000;
+
+    /// Fact rows of three days in a scrambled order: sessions that cross one and two
+    /// midnights, sessions of two and three users (one of them starting the session on
+    /// another day than its first user), users active on several days, products seen
+    /// again, every event type.
+    fn facts() -> Vec<RecordBatch> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let kinds = ["view", "cart", "remove_from_cart", "purchase"];
+        let mut rows: Vec<(i64, String, i64, i64, &str, i64)> = Vec::new();
+        for s in 0..400u64 {
+            let session = format!("s-{:03}-{}", next(1000), s);
+            let users: Vec<i64> = (0..1 + next(3) * next(2))
+                .map(|_| next(60) as i64)
+                .collect();
+            // Starts spread over the three days, many in the last hour before midnight.
+            let mut t = APRIL_1
+                + next(3) as i64 * DAY
+                + if next(3) == 0 {
+                    DAY - 3_600_000_000 + next(3_600) as i64 * 1_000_000
+                } else {
+                    next(80_000) as i64 * 1_000_000
+                };
+            // A few sessions last more than a day.
+            let step = if s % 97 == 0 {
+                8 * 3_600_000_000
+            } else {
+                90_000_000
+            };
+            for _ in 0..1 + next(12) {
+                let user = users[next(users.len() as u64) as usize];
+                let kind = kinds[next(4) as usize];
+                rows.push((
+                    t,
+                    session.clone(),
+                    user,
+                    next(25) as i64,
+                    kind,
+                    1 + next(90_000) as i64,
+                ));
+                t += next(step) as i64;
+            }
+        }
+        // Events at the same instant in one session, told apart by event id.
+        rows.push((APRIL_1 + 500, "tie".into(), 7, 1, "view", 100));
+        rows.push((APRIL_1 + 500, "tie".into(), 3, 2, "purchase", 250));
+        // Only days 1-3 (sessions that run past the third day are cut there).
+        rows.retain(|r| r.0 < APRIL_1 + 3 * DAY);
+        let mut batches = Vec::new();
+        for (n, chunk) in rows.chunks(333).enumerate() {
+            let len = chunk.len();
+            let clean =
+                RecordBatch::try_new(
+                    tables::clean_events().arrow_schema(),
+                    vec![
+                    // Unique ids, not in time order.
+                    Arc::new(Int64Array::from_iter_values(
+                        (0..len).map(|i| ((n * 1000 + i) as i64 * 7919) % 100_003),
+                    )),
+                    Arc::new(
+                        shoplake_lake::arrow::array::TimestampMicrosecondArray::from_iter_values(
+                            chunk.iter().map(|r| r.0),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                    Arc::new(StringArray::from_iter_values(chunk.iter().map(|r| r.4))),
+                    Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.3))),
+                    Arc::new(Int64Array::from(vec![1; len])),
+                    Arc::new(StringArray::from(vec!["a.b"; len])),
+                    Arc::new(StringArray::from(vec!["acme"; len])),
+                    Arc::new(
+                        Decimal128Array::from_iter_values(chunk.iter().map(|r| r.5 as i128))
+                            .with_precision_and_scale(10, 2)
+                            .unwrap(),
+                    ),
+                    Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.2))),
+                    Arc::new(StringArray::from_iter_values(chunk.iter().map(|r| r.1.as_str()))),
+                    Arc::new(Date32Array::from_iter_values(
+                        chunk.iter().map(|r| (r.0 / DAY) as i32),
+                    )),
+                ],
+                )
+                .unwrap();
+            batches.extend(fact_user_events::from_clean(&[clean]).unwrap());
+        }
+        // Scrambled: the last batches first.
+        batches.reverse();
+        batches
+    }
+
+    async fn context(batches: Vec<RecordBatch>) -> SessionContext {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE SCHEMA model").await.unwrap();
+        let half = batches.len() / 2;
+        let (a, b) = batches.split_at(half);
+        let table = MemTable::try_new(
+            tables::fact_user_events().arrow_schema(),
+            vec![a.to_vec(), b.to_vec()],
+        )
+        .unwrap();
+        ctx.register_table("model.fact_user_events", Arc::new(table))
+            .unwrap();
+        ctx
+    }
+
+    fn days(n: i64) -> Vec<NaiveDate> {
+        let first = NaiveDate::from_ymd_opt(2020, 4, 1).unwrap();
+        (0..n).map(|i| first + chrono::Duration::days(i)).collect()
+    }
+
+    async fn read(ctx: &SessionContext, path: &Path) -> RecordBatch {
+        let frame = ctx
+            .read_parquet(path.to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+        let schema = frame.schema().inner().clone();
+        concat_batches(&schema, &frame.collect().await.unwrap()).unwrap()
+    }
+
+    /// Column by column, each staged column read as the SQL answer's type.
+    fn assert_same(ours: &RecordBatch, theirs: &RecordBatch, table: &str) {
+        assert_eq!(ours.num_columns(), theirs.num_columns(), "{table}");
+        assert_eq!(ours.num_rows(), theirs.num_rows(), "{table}");
+        for (i, field) in theirs.schema().fields().iter().enumerate() {
+            let column = cast(ours.column(i), field.data_type()).unwrap();
+            assert_eq!(
+                column.as_ref(),
+                theirs.column(i).as_ref(),
+                "{table}.{}",
+                field.name()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn equals_the_sql_definitions() {
+        let facts = facts();
+        let rows: usize = facts.iter().map(RecordBatch::num_rows).sum();
+        let ctx = context(facts).await;
+        let dir = tempfile::tempdir().unwrap();
+        let staged = build(&ctx, &days(3), dir.path(), 2).await.unwrap();
+        assert_eq!(staged.events, rows as u64);
+        let sessions = read(&ctx, &staged.sessions).await;
+        let users = read(&ctx, &staged.users).await;
+        let sql = |q: String| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(&q).await.unwrap().collect().await.unwrap();
+                concat_batches(&batches[0].schema(), &batches).unwrap()
+            }
+        };
+        let expected_sessions = sql(reference_sql::dim_sessions()).await;
+        let expected_users = sql(reference_sql::dim_users()).await;
+        assert_same(&sessions, &expected_sessions, "dim_sessions");
+        assert_same(&users, &expected_users, "dim_users");
+
+        // The fixture holds what the merge must get right.
+        let crossing = sql(
+            "SELECT count(*) FROM (SELECT session_id FROM model.fact_user_events \
+             GROUP BY session_id HAVING count(DISTINCT event_date) > 2)"
+                .into(),
+        )
+        .await;
+        assert!(crossing.column(0).as_primitive::<Int64Type>().value(0) > 0);
+        let shared = sql(
+            "SELECT count(*) FROM (SELECT session_id FROM model.fact_user_events \
+             GROUP BY session_id HAVING count(DISTINCT user_id) > 1 \
+             AND count(DISTINCT event_date) > 1)"
+                .into(),
+        )
+        .await;
+        assert!(shared.column(0).as_primitive::<Int64Type>().value(0) > 0);
+        let tie = sql(
+            "SELECT user_id FROM model.fact_user_events WHERE session_id = 'tie' \
+             ORDER BY event_time, event_id LIMIT 1"
+                .into(),
+        )
+        .await;
+        let tie_user = tie.column(0).as_primitive::<Int64Type>().value(0);
+        let ids = sessions.column(0).as_string_view();
+        let at = (0..sessions.num_rows())
+            .find(|&i| ids.value(i) == "tie")
+            .unwrap();
+        assert_eq!(
+            sessions.column(1).as_primitive::<Int64Type>().value(at),
+            tie_user
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_whatever_the_parallelism_and_with_empty_days() {
+        let ctx = context(facts()).await;
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let one = build(&ctx, &days(3), a.path(), 1).await.unwrap();
+        // Two more days without events.
+        let three = build(&ctx, &days(5), b.path(), 3).await.unwrap();
+        assert_eq!(one.events, three.events);
+        assert_eq!(
+            read(&ctx, &one.sessions).await,
+            read(&ctx, &three.sessions).await
+        );
+        assert_eq!(read(&ctx, &one.users).await, read(&ctx, &three.users).await);
+    }
+
+    #[tokio::test]
+    async fn no_days_give_empty_dimensions() {
+        let ctx = context(Vec::new()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let staged = build(&ctx, &[], dir.path(), 2).await.unwrap();
+        assert_eq!(staged.events, 0);
+        let sessions = read(&ctx, &staged.sessions).await;
+        assert_eq!(sessions.num_rows(), 0);
+        assert_eq!(sessions.num_columns(), tables::dim_sessions().columns.len());
+        assert_eq!(read(&ctx, &staged.users).await.num_rows(), 0);
+    }
+}
