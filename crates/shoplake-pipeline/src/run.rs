@@ -27,7 +27,7 @@ use shoplake_quality::checks::{Check, CheckOutcome, DayAccounting, write_results
 
 use crate::clean::{CleanDay, clean_day};
 use crate::error::{PipelineError, Result};
-use crate::model::{catalog as model_catalog, dim_time, fact_user_events, sessions_and_users};
+use crate::model::{dim_time, dimensions, fact_user_events};
 use crate::plan::{DayReason, RunPlan, Selection, plan};
 use crate::{crash_switch, gates};
 
@@ -450,48 +450,27 @@ async fn stage_check_publish(
         .map(|p| p.date)
         .collect();
     let mut candidates: Vec<(TableDef, DataFrame)> = Vec::new();
-    // The catalog fold is one thread's work: it runs beside sessions and users, which fold
-    // two days at a time.
-    let fold = {
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let folded = model_catalog::build(&ctx).await;
-            (folded, started.elapsed().as_secs_f64())
-        })
-    };
     let started = Instant::now();
     let days: Vec<NaiveDate> = event_days.iter().copied().collect();
-    let staged = sessions_and_users::build(ctx, &days, scratch, 2).await;
-    let staged_seconds = started.elapsed().as_secs_f64();
-    // Waited for whatever happened to sessions and users, so the fold never outlives the run.
-    let (folded, fold_seconds) = fold
-        .await
-        .map_err(|e| PipelineError::Usage(format!("folding the catalog stopped: {e}")))?;
-    let (staged, folded) = (staged?, folded?);
-    // Every fact row must have been folded into a session (the partition statistics count
-    // the rows each file holds).
+    let staged = dimensions::build(ctx, &days, scratch, 2).await?;
+    // Every fact row must have been folded (the partition statistics count the rows each
+    // file holds).
     if staged.events != fact_rows {
         return Err(PipelineError::Contract(format!(
-            "sessions and users were built from {} fact rows, the fact table holds {fact_rows}",
+            "the dimensions were built from {} fact rows, the fact table holds {fact_rows}",
             staged.events
         )));
     }
     report.steps.push((
-        "build model.dim_products + model.dim_categories".into(),
-        fold_seconds,
+        "build model.dim_products, dim_categories, dim_sessions, dim_users".into(),
+        started.elapsed().as_secs_f64(),
     ));
-    report.steps.push((
-        "build model.dim_sessions + model.dim_users".into(),
-        staged_seconds,
-    ));
-    report.steps.push((
-        "build model.dim_sessions + model.dim_users: days".into(),
-        staged.seconds.0,
-    ));
+    report
+        .steps
+        .push(("build dimensions: days".into(), staged.seconds.0));
     for (def, batch) in [
-        (tables::dim_products(), folded.products),
-        (tables::dim_categories(), folded.categories),
+        (tables::dim_products(), staged.catalog.products),
+        (tables::dim_categories(), staged.catalog.categories),
     ] {
         let frame = batches_frame(ctx, def.arrow_schema(), vec![batch])?;
         candidates.push((def, frame));

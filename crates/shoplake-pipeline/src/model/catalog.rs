@@ -11,7 +11,7 @@
 //! Memory is one entry per product and per (category, product) pair: the store's catalogue,
 //! not its traffic: about 250 bytes an entry, so some 50 MB for 200 k products.
 
-use std::collections::{HashMap, HashSet};
+use shoplake_lake::datafusion::common::{HashMap, HashSet};
 
 use futures::TryStreamExt;
 use shoplake_lake::arrow::array::{ArrayRef, RecordBatch};
@@ -70,8 +70,9 @@ struct Category {
     counts: Counts,
 }
 
+/// The fold in progress: fact rows go in, in any order, the dimensions come out.
 #[derive(Debug, Default)]
-struct Fold {
+pub(crate) struct Fold {
     products: HashMap<i64, Product>,
     categories: HashMap<i64, Category>,
     /// (category, product) pairs seen, for each category's distinct products.
@@ -85,7 +86,8 @@ fn assign(target: &mut String, value: &str) {
 }
 
 impl Fold {
-    fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Folds a batch of fact rows (any order).
+    pub(crate) fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         let product = primitive::<Int64Type>(batch, "product_id")?;
         let category = primitive::<Int64Type>(batch, "category_id")?;
         let code = Texts::of(batch, "category_code")?;
@@ -144,7 +146,8 @@ impl Fold {
         Ok(())
     }
 
-    fn finish(self) -> Result<CatalogDimensions> {
+    /// The two dimensions.
+    pub(crate) fn finish(self) -> Result<CatalogDimensions> {
         let mut products: Vec<(i64, Product)> = self.products.into_iter().collect();
         products.sort_unstable_by_key(|(k, _)| *k);
         let mut categories: Vec<(i64, Category)> = self.categories.into_iter().collect();

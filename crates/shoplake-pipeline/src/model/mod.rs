@@ -8,7 +8,7 @@
 pub mod catalog;
 mod columns;
 pub mod dim_time;
+pub mod dimensions;
 pub mod fact_user_events;
 #[cfg(test)]
 mod reference_sql;
-pub mod sessions_and_users;

@@ -1,5 +1,5 @@
 //! The aggregate dimensions defined in SQL over `model.fact_user_events`: what the folds in
-//! [`super::catalog`] and [`super::sessions_and_users`] compute, written the plain way. The
+//! [`super::catalog`] and [`super::dimensions`] compute, written the plain way. The
 //! tests compare the folds with these; the run does not execute them (as SQL, on a month of
 //! events, they took 100 s where the folds take a fraction of it).
 

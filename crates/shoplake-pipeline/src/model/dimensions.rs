@@ -1,19 +1,25 @@
-//! `model.dim_sessions` and `model.dim_users`, from one pass over the fact table, a day at a
-//! time.
+//! The aggregate dimensions, `model.dim_products`, `dim_categories`, `dim_sessions` and
+//! `dim_users`, from one pass over the fact table, a day partition at a time, two days at
+//! once.
 //!
-//! As SQL (kept as the tests' independent answer in [`super::reference_sql`]) the two took
-//! 71 s of a month's run: each of 66 M events was hashed by its 36-byte session id into a
-//! table of 14 M groups that spilled, and `first_value(... ORDER BY ...)` kept a vector of
-//! `ScalarValue`s per group (11 s alone). Here each day partition is folded on its own into
-//! (session, user) parts and per-user totals (a day holds about half a million sessions,
-//! small enough to stay in cache), each sorted by key and spilled to an Arrow IPC file in
-//! the scratch directory. The days' files are then merged in key order, sessions and users
-//! on two threads: a session that crosses midnight meets its other days there and comes out
-//! whole, and a user's days add up to the user (a session the user had on two days counted
-//! once). Both come out in key order, ready to write; no table holds every session.
+//! As SQL (kept as the tests' independent answer in [`super::reference_sql`]) they took
+//! 100 s of a month's run: each of 66 M events was hashed by its 36-byte session id into a
+//! table of 14 M groups that spilled, and the ordered `first_value` / `last_value` kept a
+//! vector of `ScalarValue`s per group. Here each day is scanned once and folded twice:
 //!
-//! Memory: one day's sessions per fold in flight, one batch per day file while merging, and
-//! the merged users (about 100 bytes each) until they are written.
+//! - into the catalog ([`super::catalog`]): one entry per product and category, on a thread
+//!   of its own that the day folds pass their batches to;
+//! - into (session, user) parts and per-user totals (a day holds about half a million
+//!   sessions, small enough to stay in cache), each sorted by key and spilled to an Arrow IPC
+//!   file in the scratch directory. The days' files are then merged in key order, sessions
+//!   and users on two threads: a session that crosses midnight meets its other days there
+//!   and comes out whole, and a user's days add up to the user (a session the user had on
+//!   two days counted once). Both come out in key order, ready to write; no table ever
+//!   holds every session.
+//!
+//! Memory: two days' folds in flight, the catalog (about 250 bytes a product), one batch per
+//! day file while merging,
+//! and the merged users (about 100 bytes each) until they are written.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -36,8 +42,10 @@ use shoplake_lake::datafusion::parquet::arrow::ArrowWriter;
 use shoplake_lake::datafusion::parquet::file::properties::WriterProperties;
 use shoplake_lake::datafusion::prelude::SessionContext;
 use shoplake_lake::tables::{self, TableDef};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::catalog::{CatalogDimensions, Fold};
 use super::columns::{Counts, Texts, counts, int, primitive, time};
 use crate::error::{PipelineError, Result};
 
@@ -46,21 +54,24 @@ const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 /// Rows per batch of the spilled day files and of the staged dimensions.
 const CHUNK: usize = 16 * 1024;
 
-/// The two dimensions, staged as Parquet files in the scratch directory (in their tables'
-/// schemas, ordered by key), and the events they were built from.
+/// The four dimensions, sessions and users staged as Parquet files in the scratch directory
+/// (in their tables' schemas, ordered by key), and the events they were built from.
 #[derive(Debug)]
 pub struct Staged {
+    /// `model.dim_products` and `model.dim_categories`, in memory (one row per product or
+    /// category).
+    pub catalog: CatalogDimensions,
     /// `model.dim_sessions`.
     pub sessions: PathBuf,
     /// `model.dim_users`.
     pub users: PathBuf,
-    /// Fact rows read; equal to the sum of `events` over either dimension.
+    /// Fact rows read; equal to the sum of `events` over any of the four dimensions.
     pub events: u64,
     /// Wall seconds folding the days (the scan included) and merging them.
     pub seconds: (f64, f64),
 }
 
-/// Builds both dimensions from the `days` partitions of `model.fact_user_events` as
+/// Builds the four dimensions from the `days` partitions of `model.fact_user_events` as
 /// registered in `ctx`, folding `parallel` days at a time; intermediate and staged files go
 /// to `scratch`.
 pub async fn build(
@@ -75,22 +86,38 @@ pub async fn build(
     // A JoinSet aborts the folds still running if one fails and this returns early.
     let mut folds = JoinSet::new();
     let mut parts = Vec::new();
+    // The catalog is folded once, on its own thread, from the batches the days pass on.
+    let (to_catalog, mut batches) = mpsc::channel::<RecordBatch>(16);
+    let catalog = tokio::task::spawn_blocking(move || {
+        let mut fold = Fold::default();
+        while let Some(batch) = batches.blocking_recv() {
+            fold.add(&batch)?;
+        }
+        fold.finish()
+    });
     let mut pending = days.iter().copied().enumerate();
     loop {
         while folds.len() < parallel.max(1) {
             let Some((i, day)) = pending.next() else {
                 break;
             };
-            let (ctx, dir) = (ctx.clone(), dir.clone());
-            folds.spawn(async move { fold_day(&ctx, day, &dir).await.map(|p| (i, p)) });
+            let (ctx, dir, to_catalog) = (ctx.clone(), dir.clone(), to_catalog.clone());
+            folds.spawn(async move {
+                let part = fold_day(&ctx, day, &dir, to_catalog).await;
+                part.map(|p| (i, p))
+            });
         }
         match folds.join_next().await {
             Some(done) => parts.push(done.map_err(|e| {
-                PipelineError::Usage(format!("building the sessions of a day stopped: {e}"))
+                PipelineError::Usage(format!("folding a day of the fact stopped: {e}"))
             })??),
             None => break,
         }
     }
+    drop(to_catalog);
+    let catalog = catalog
+        .await
+        .map_err(|e| PipelineError::Usage(format!("folding the catalog stopped: {e}")))??;
     // In day order, so that ties between days resolve the same way on every run.
     parts.sort_by_key(|(i, _)| *i);
     let parts: Vec<DayPart> = parts.into_iter().map(|(_, p)| p).collect();
@@ -122,6 +149,7 @@ pub async fn build(
     }
     write_users(&merged_users, &users)?;
     Ok(Staged {
+        catalog,
         sessions,
         users,
         events,
@@ -228,10 +256,18 @@ fn part_schema() -> SchemaRef {
     ]))
 }
 
-async fn fold_day(ctx: &SessionContext, day: NaiveDate, dir: &Path) -> Result<DayPart> {
+/// Folds a day into (session, user) parts and users' totals, spilled to `dir`; passes its
+/// batches on to the catalog's fold.
+async fn fold_day(
+    ctx: &SessionContext,
+    day: NaiveDate,
+    dir: &Path,
+    catalog: mpsc::Sender<RecordBatch>,
+) -> Result<DayPart> {
     let sql = format!(
-        "SELECT session_id, user_id, product_id, event_time, event_id, event_type, price \
-         FROM model.fact_user_events WHERE event_date = DATE '{day}'"
+        "SELECT session_id, user_id, product_id, event_time, event_id, event_type, price, \
+         category_id, category_code, brand FROM model.fact_user_events \
+         WHERE event_date = DATE '{day}'"
     );
     let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     let mut sessions: HashMap<String, DaySession> = HashMap::new();
@@ -239,6 +275,8 @@ async fn fold_day(ctx: &SessionContext, day: NaiveDate, dir: &Path) -> Result<Da
     while let Some(batch) = stream.try_next().await? {
         events += batch.num_rows() as u64;
         fold_batch(&mut sessions, &batch)?;
+        // A closed channel means the catalog's fold failed; `build` reports why.
+        let _ = catalog.send(batch).await;
     }
     if sessions.is_empty() {
         return Ok(DayPart {
@@ -1037,6 +1075,11 @@ mod tests {
         let expected_users = sql(reference_sql::dim_users()).await;
         assert_same(&sessions, &expected_sessions, "dim_sessions");
         assert_same(&users, &expected_users, "dim_users");
+        // Every day's rows reached the catalog's fold (tested against its SQL in catalog.rs).
+        let whole = crate::model::catalog::build(&ctx).await.unwrap();
+        assert_eq!(staged.catalog.products, whole.products);
+        assert_eq!(staged.catalog.categories, whole.categories);
+        assert_eq!(whole.products.num_rows(), 25);
 
         // The fixture holds what the merge must get right.
         let crossing = sql(
