@@ -67,10 +67,18 @@ pub async fn evaluate_day(
             accounting: vec![accounting],
             now: Utc::now(),
         };
+        let started = std::time::Instant::now();
         outcomes.push(match evaluate(check, &scope).await {
             Ok(o) => o,
             Err(e) => unevaluable(check, Some(date), e),
         });
+        tracing::debug!(
+            table = %check.table,
+            check = %check.name,
+            day = %date,
+            seconds = started.elapsed().as_secs_f64(),
+            "check evaluated"
+        );
     }
     Ok(outcomes)
 }
@@ -86,10 +94,17 @@ pub async fn evaluate_tables(ctx: &SessionContext, checks: &[&Check]) -> Result<
             accounting: Vec::new(),
             now: Utc::now(),
         };
+        let started = std::time::Instant::now();
         outcomes.push(match evaluate(check, &scope).await {
             Ok(o) => o,
             Err(e) => unevaluable(check, None, e),
         });
+        tracing::debug!(
+            table = %check.table,
+            check = %check.name,
+            seconds = started.elapsed().as_secs_f64(),
+            "check evaluated"
+        );
     }
     Ok(outcomes)
 }
