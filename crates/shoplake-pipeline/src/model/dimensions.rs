@@ -21,6 +21,7 @@
 //! day file while merging,
 //! and the merged users (about 100 bytes each) until they are written.
 
+use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::TryStreamExt;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use shoplake_lake::arrow::array::{
     ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Int64Array, Int64Builder,
     ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder,
@@ -42,6 +44,7 @@ use shoplake_lake::datafusion::parquet::arrow::ArrowWriter;
 use shoplake_lake::datafusion::parquet::file::properties::WriterProperties;
 use shoplake_lake::datafusion::prelude::SessionContext;
 use shoplake_lake::tables::{self, TableDef};
+use std::hash::BuildHasher;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -96,24 +99,32 @@ pub async fn build(
         fold.finish()
     });
     let mut pending = days.iter().copied().enumerate();
+    // A finished day's fold is handed to the next day, its memory kept.
+    let mut spare: Vec<DayFold> = Vec::new();
     loop {
         while folds.len() < parallel.max(1) {
             let Some((i, day)) = pending.next() else {
                 break;
             };
             let (ctx, dir, to_catalog) = (ctx.clone(), dir.clone(), to_catalog.clone());
+            let fold = spare.pop().unwrap_or_default();
             folds.spawn(async move {
-                let part = fold_day(&ctx, day, &dir, to_catalog).await;
-                part.map(|p| (i, p))
+                let done = fold_day(&ctx, day, &dir, &to_catalog, fold).await;
+                done.map(|(part, fold)| (i, part, fold))
             });
         }
         match folds.join_next().await {
-            Some(done) => parts.push(done.map_err(|e| {
-                PipelineError::Usage(format!("folding a day of the fact stopped: {e}"))
-            })??),
+            Some(done) => {
+                let (i, part, fold) = done.map_err(|e| {
+                    PipelineError::Usage(format!("folding a day of the fact stopped: {e}"))
+                })??;
+                parts.push((i, part));
+                spare.push(fold);
+            }
             None => break,
         }
     }
+    drop(spare);
     drop(to_catalog);
     let catalog = catalog
         .await
@@ -188,11 +199,94 @@ impl Part {
     }
 }
 
-/// A session of one day: its parts by user (almost always one) and the products it touched.
-#[derive(Debug, Default)]
-struct DaySession {
-    parts: Vec<(i64, Part)>,
-    products: Vec<i64>,
+/// The sessions of one day, folded without an allocation per session: the ids in one
+/// arena, the sessions in a vector by number, the products as (session, product) pairs.
+/// A worker keeps one and clears it between days, so its memory is reused rather than
+/// returned to the system and faulted in again.
+#[derive(Default)]
+struct DayFold {
+    /// Session numbers, hashed by their ids.
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    /// The ids, one after another; session `n` ends at `id_ends[n]`.
+    ids: String,
+    id_ends: Vec<usize>,
+    /// By session number: its first user's part, and the other users' (rare).
+    sessions: Vec<(i64, Part, Vec<(i64, Part)>)>,
+    products: Vec<(u32, i64)>,
+}
+
+impl DayFold {
+    fn clear(&mut self) {
+        self.index.clear();
+        self.ids.clear();
+        self.id_ends.clear();
+        self.sessions.clear();
+        self.products.clear();
+    }
+
+    fn id(&self, n: u32) -> &str {
+        let n = n as usize;
+        let start = if n == 0 { 0 } else { self.id_ends[n - 1] };
+        &self.ids[start..self.id_ends[n]]
+    }
+
+    /// The number of session `id`, added (with `user`'s first event `at`) when new.
+    fn session(&mut self, id: &str, user: i64, at: At) -> Result<u32> {
+        let hash = self.hasher.hash_one(id);
+        let (ids, ends) = (&self.ids, &self.id_ends);
+        let text = |n: u32| {
+            let n = n as usize;
+            &ids[if n == 0 { 0 } else { ends[n - 1] }..ends[n]]
+        };
+        if let Some(&n) = self.index.find(hash, |&n| text(n) == id) {
+            return Ok(n);
+        }
+        let n = u32::try_from(self.sessions.len())
+            .map_err(|_| PipelineError::Usage("a day holds more than 4 billion sessions".into()))?;
+        self.ids.push_str(id);
+        self.id_ends.push(self.ids.len());
+        self.sessions.push((user, Part::new(at), Vec::new()));
+        let hasher = &self.hasher;
+        let (ids, ends) = (&self.ids, &self.id_ends);
+        self.index.insert_unique(hash, n, |&m| {
+            let m = m as usize;
+            hasher.hash_one(&ids[if m == 0 { 0 } else { ends[m - 1] }..ends[m]])
+        });
+        Ok(n)
+    }
+
+    fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        let session = Texts::of(batch, "session_id")?;
+        let user = primitive::<Int64Type>(batch, "user_id")?;
+        let product = primitive::<Int64Type>(batch, "product_id")?;
+        let time = primitive::<TimestampMicrosecondType>(batch, "event_time")?;
+        let id = primitive::<Int64Type>(batch, "event_id")?;
+        let kind = Texts::of(batch, "event_type")?;
+        let price = primitive::<Decimal128Type>(batch, "price")?;
+        // Every column is declared non-null in the fact table.
+        for i in 0..batch.num_rows() {
+            let (at, user) = ((time.value(i), id.value(i)), user.value(i));
+            let n = self.session(session.value(i), user, at)?;
+            let (first_user, first, others) = &mut self.sessions[n as usize];
+            let part = if *first_user == user {
+                first
+            } else {
+                match others.iter().position(|(u, _)| *u == user) {
+                    Some(p) => &mut others[p].1,
+                    None => {
+                        others.push((user, Part::new(at)));
+                        &mut others.last_mut().expect("just pushed").1
+                    }
+                }
+            };
+            part.first = part.first.min(at);
+            part.last_time = part.last_time.max(at.0);
+            part.counts.add(kind.value(i), price.value(i))?;
+            self.products.push((n, product.value(i)));
+        }
+        Ok(())
+    }
 }
 
 /// What a day's fold leaves for the merge: two files, none for a day without rows.
@@ -262,104 +356,91 @@ async fn fold_day(
     ctx: &SessionContext,
     day: NaiveDate,
     dir: &Path,
-    catalog: mpsc::Sender<RecordBatch>,
-) -> Result<DayPart> {
+    catalog: &mpsc::Sender<RecordBatch>,
+    mut fold: DayFold,
+) -> Result<(DayPart, DayFold)> {
     let sql = format!(
         "SELECT session_id, user_id, product_id, event_time, event_id, event_type, price, \
          category_id, category_code, brand FROM model.fact_user_events \
          WHERE event_date = DATE '{day}'"
     );
     let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
-    let mut sessions: HashMap<String, DaySession> = HashMap::new();
+    fold.clear();
     let mut events = 0u64;
     while let Some(batch) = stream.try_next().await? {
         events += batch.num_rows() as u64;
-        fold_batch(&mut sessions, &batch)?;
+        fold.add(&batch)?;
         // A closed channel means the catalog's fold failed; `build` reports why.
         let _ = catalog.send(batch).await;
     }
-    if sessions.is_empty() {
-        return Ok(DayPart {
+    if fold.sessions.is_empty() {
+        let part = DayPart {
             sessions: None,
             users: None,
             events,
-        });
+        };
+        return Ok((part, fold));
     }
     let paths = (
         dir.join(format!("sessions-{day}.arrow")),
         dir.join(format!("users-{day}.arrow")),
     );
     let (s, u) = paths.clone();
-    tokio::task::spawn_blocking(move || spill_day(sessions, &s, &u))
+    let fold = tokio::task::spawn_blocking(move || spill_day(&mut fold, &s, &u).map(|()| fold))
         .await
         .map_err(|e| {
             PipelineError::Usage(format!("spilling the sessions of {day} stopped: {e}"))
         })??;
-    Ok(DayPart {
+    let part = DayPart {
         sessions: Some(paths.0),
         users: Some(paths.1),
         events,
-    })
-}
-
-fn fold_batch(sessions: &mut HashMap<String, DaySession>, batch: &RecordBatch) -> Result<()> {
-    let session = Texts::of(batch, "session_id")?;
-    let user = primitive::<Int64Type>(batch, "user_id")?;
-    let product = primitive::<Int64Type>(batch, "product_id")?;
-    let time = primitive::<TimestampMicrosecondType>(batch, "event_time")?;
-    let id = primitive::<Int64Type>(batch, "event_id")?;
-    let kind = Texts::of(batch, "event_type")?;
-    let price = primitive::<Decimal128Type>(batch, "price")?;
-    // Every column is declared non-null in the fact table.
-    for i in 0..batch.num_rows() {
-        let at = (time.value(i), id.value(i));
-        let s = sessions.entry_ref(session.value(i)).or_default();
-        let user = user.value(i);
-        let part = match s.parts.iter().position(|(u, _)| *u == user) {
-            Some(p) => &mut s.parts[p].1,
-            None => {
-                s.parts.push((user, Part::new(at)));
-                &mut s.parts.last_mut().expect("just pushed").1
-            }
-        };
-        part.first = part.first.min(at);
-        part.last_time = part.last_time.max(at.0);
-        part.counts.add(kind.value(i), price.value(i))?;
-        s.products.push(product.value(i));
-    }
-    Ok(())
+    };
+    Ok((part, fold))
 }
 
 /// Writes a day's (session, user) parts, ordered by that key, to `sessions_path`, and its
 /// users' totals, ordered by user, to `users_path`.
-fn spill_day(
-    sessions: HashMap<String, DaySession>,
-    sessions_path: &Path,
-    users_path: &Path,
-) -> Result<()> {
-    let mut sessions: Vec<(String, DaySession)> = sessions.into_iter().collect();
-    sessions.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Result<()> {
+    let mut order: Vec<u32> = (0..fold.sessions.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| text_order(fold.id(a), fold.id(b)));
+    // Each session's distinct products, found by its number.
+    fold.products.sort_unstable();
+    fold.products.dedup();
+    let mut product_starts = vec![0usize; fold.sessions.len() + 1];
+    for (n, _) in &fold.products {
+        product_starts[*n as usize + 1] += 1;
+    }
+    for n in 0..fold.sessions.len() {
+        product_starts[n + 1] += product_starts[n];
+    }
     let schema = part_schema();
     let mut writer = FileWriter::try_new(create(sessions_path)?, &schema)?;
-    let mut users: Vec<(i64, &Part)> = Vec::new();
-    for chunk in sessions.chunks_mut(CHUNK) {
+    let mut users: Vec<(i64, &Part)> = Vec::with_capacity(fold.sessions.len());
+    for chunk in order.chunks(CHUNK) {
         let mut rows = PartRows::default();
-        for (id, s) in chunk.iter_mut() {
-            s.parts.sort_unstable_by_key(|(u, _)| *u);
-            s.products.sort_unstable();
-            s.products.dedup();
-            for (n, (user, part)) in s.parts.iter().enumerate() {
-                let products: &[i64] = if n == 0 { &s.products } else { &[] };
-                rows.push(id, *user, part, products);
+        for &n in chunk {
+            let (user, first, others) = &fold.sessions[n as usize];
+            let id = fold.id(n);
+            let products: Vec<i64> = fold.products
+                [product_starts[n as usize]..product_starts[n as usize + 1]]
+                .iter()
+                .map(|(_, p)| *p)
+                .collect();
+            // The session's parts by user; the products go on the first row.
+            let mut parts: Vec<(i64, &Part)> = Vec::with_capacity(1 + others.len());
+            parts.push((*user, first));
+            parts.extend(others.iter().map(|(u, p)| (*u, p)));
+            parts.sort_unstable_by_key(|(u, _)| *u);
+            for (k, (user, part)) in parts.iter().enumerate() {
+                rows.push(id, *user, part, if k == 0 { &products } else { &[] });
+                users.push((*user, part));
             }
         }
         writer.write(&rows.finish(&schema)?)?;
     }
     writer.finish()?;
 
-    for (_, s) in &sessions {
-        users.extend(s.parts.iter().map(|(u, p)| (*u, p)));
-    }
     users.sort_unstable_by_key(|(u, _)| *u);
     let mut totals: Vec<(i64, User)> = Vec::new();
     for (user, part) in users {
@@ -409,6 +490,19 @@ fn spill_day(
     }
     writer.finish()?;
     Ok(())
+}
+
+/// The byte order of two strings (that of `str::cmp`), deciding on the first eight bytes as
+/// one integer when they differ: most session ids do, and sorting half a million of them a
+/// day spent its time in `memcmp` calls.
+fn text_order(a: &str, b: &str) -> Ordering {
+    fn prefix(s: &str) -> u64 {
+        let mut bytes = [0u8; 8];
+        let n = s.len().min(8);
+        bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+        u64::from_be_bytes(bytes)
+    }
+    prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b))
 }
 
 fn create(path: &Path) -> Result<BufWriter<File>> {
@@ -484,6 +578,14 @@ trait Run {
 
     /// The current row's key; None at the end.
     fn key(&self) -> Option<Self::Key<'_>>;
+
+    /// How two runs' current keys compare (None, the end, after every key).
+    fn compare(&self, other: &Self) -> Ordering {
+        match (self.key(), other.key()) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            (a, b) => b.is_some().cmp(&a.is_some()),
+        }
+    }
 
     /// Moves to the next row.
     fn advance(&mut self) -> Result<()>;
@@ -606,6 +708,13 @@ impl Run for SessionRun {
         Some((c.session.value(row), c.ints[0].value(row)))
     }
 
+    fn compare(&self, other: &Self) -> Ordering {
+        match (self.key(), other.key()) {
+            (Some(a), Some(b)) => text_order(a.0, b.0).then(a.1.cmp(&b.1)),
+            (a, b) => b.is_some().cmp(&a.is_some()),
+        }
+    }
+
     fn advance(&mut self) -> Result<()> {
         self.0.advance(PartColumns::of)
     }
@@ -664,7 +773,7 @@ struct Heap(Vec<usize>);
 
 impl Heap {
     fn less<R: Run>(runs: &[R], a: usize, b: usize) -> bool {
-        (runs[a].key(), a) < (runs[b].key(), b)
+        runs[a].compare(&runs[b]).then(a.cmp(&b)) == Ordering::Less
     }
 
     fn new<R: Run>(runs: &[R]) -> Self {
@@ -1127,6 +1236,33 @@ mod tests {
             read(&ctx, &three.sessions).await
         );
         assert_eq!(read(&ctx, &one.users).await, read(&ctx, &three.users).await);
+    }
+
+    #[test]
+    fn text_order_is_the_byte_order() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ab\0",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgg~",
+            "b",
+            "é",
+            "e\u{301}",
+            "zzzzzzzzzzzz",
+            "0f3a-11",
+            "0f3a-1",
+            "ABCDEFGHIJ",
+            "abcdefgH",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(text_order(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[tokio::test]
