@@ -199,6 +199,13 @@ impl Part {
     }
 }
 
+/// A session of one day: its first user's part, and the other users' (rare).
+struct DaySession {
+    user: i64,
+    part: Part,
+    others: Vec<(i64, Part)>,
+}
+
 /// The sessions of one day, folded without an allocation per session: the ids in one
 /// arena, the sessions in a vector by number, the products as (session, product) pairs.
 /// A worker keeps one and clears it between days, so its memory is reused rather than
@@ -211,8 +218,8 @@ struct DayFold {
     /// The ids, one after another; session `n` ends at `id_ends[n]`.
     ids: String,
     id_ends: Vec<usize>,
-    /// By session number: its first user's part, and the other users' (rare).
-    sessions: Vec<(i64, Part, Vec<(i64, Part)>)>,
+    /// By session number.
+    sessions: Vec<DaySession>,
     products: Vec<(u32, i64)>,
 }
 
@@ -246,7 +253,11 @@ impl DayFold {
             .map_err(|_| PipelineError::Usage("a day holds more than 4 billion sessions".into()))?;
         self.ids.push_str(id);
         self.id_ends.push(self.ids.len());
-        self.sessions.push((user, Part::new(at), Vec::new()));
+        self.sessions.push(DaySession {
+            user,
+            part: Part::new(at),
+            others: Vec::new(),
+        });
         let hasher = &self.hasher;
         let (ids, ends) = (&self.ids, &self.id_ends);
         self.index.insert_unique(hash, n, |&m| {
@@ -268,15 +279,15 @@ impl DayFold {
         for i in 0..batch.num_rows() {
             let (at, user) = ((time.value(i), id.value(i)), user.value(i));
             let n = self.session(session.value(i), user, at)?;
-            let (first_user, first, others) = &mut self.sessions[n as usize];
-            let part = if *first_user == user {
-                first
+            let s = &mut self.sessions[n as usize];
+            let part = if s.user == user {
+                &mut s.part
             } else {
-                match others.iter().position(|(u, _)| *u == user) {
-                    Some(p) => &mut others[p].1,
+                match s.others.iter().position(|(u, _)| *u == user) {
+                    Some(p) => &mut s.others[p].1,
                     None => {
-                        others.push((user, Part::new(at)));
-                        &mut others.last_mut().expect("just pushed").1
+                        s.others.push((user, Part::new(at)));
+                        &mut s.others.last_mut().expect("just pushed").1
                     }
                 }
             };
@@ -420,7 +431,7 @@ fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Res
     for chunk in order.chunks(CHUNK) {
         let mut rows = PartRows::default();
         for &n in chunk {
-            let (user, first, others) = &fold.sessions[n as usize];
+            let s = &fold.sessions[n as usize];
             let id = fold.id(n);
             let products: Vec<i64> = fold.products
                 [product_starts[n as usize]..product_starts[n as usize + 1]]
@@ -428,9 +439,9 @@ fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Res
                 .map(|(_, p)| *p)
                 .collect();
             // The session's parts by user; the products go on the first row.
-            let mut parts: Vec<(i64, &Part)> = Vec::with_capacity(1 + others.len());
-            parts.push((*user, first));
-            parts.extend(others.iter().map(|(u, p)| (*u, p)));
+            let mut parts: Vec<(i64, &Part)> = Vec::with_capacity(1 + s.others.len());
+            parts.push((s.user, &s.part));
+            parts.extend(s.others.iter().map(|(u, p)| (*u, p)));
             parts.sort_unstable_by_key(|(u, _)| *u);
             for (k, (user, part)) in parts.iter().enumerate() {
                 rows.push(id, *user, part, if k == 0 { &products } else { &[] });
