@@ -476,13 +476,13 @@ async fn stage_check_publish(
         candidates.push((def, frame));
         progress.advance(1);
     }
-    for (def, path) in [
-        (tables::dim_users(), &staged.users),
-        (tables::dim_sessions(), &staged.sessions),
+    for (def, paths) in [
+        (tables::dim_users(), std::slice::from_ref(&staged.users)),
+        (tables::dim_sessions(), staged.sessions.as_slice()),
     ] {
-        let path = path.to_string_lossy();
+        let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         let frame = ctx
-            .read_parquet(path.as_ref(), ParquetReadOptions::default())
+            .read_parquet(paths, ParquetReadOptions::default())
             .await?;
         candidates.push((def, frame));
         progress.advance(1);

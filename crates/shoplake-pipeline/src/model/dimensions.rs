@@ -64,8 +64,8 @@ pub struct Staged {
     /// `model.dim_products` and `model.dim_categories`, in memory (one row per product or
     /// category).
     pub catalog: CatalogDimensions,
-    /// `model.dim_sessions`.
-    pub sessions: PathBuf,
+    /// `model.dim_sessions`, in files to be read one after another (ranges of ids).
+    pub sessions: Vec<PathBuf>,
     /// `model.dim_users`.
     pub users: PathBuf,
     /// Fact rows read; equal to the sum of `events` over any of the four dimensions.
@@ -132,21 +132,50 @@ pub async fn build(
     // In day order, so that ties between days resolve the same way on every run.
     parts.sort_by_key(|(i, _)| *i);
     let parts: Vec<DayPart> = parts.into_iter().map(|(_, p)| p).collect();
-    let (sessions, users) = (
-        dir.join("dim_sessions.parquet"),
-        dir.join("dim_users.parquet"),
-    );
+    let users = dir.join("dim_users.parquet");
     let folded = started.elapsed().as_secs_f64();
     let events = parts.iter().map(|p| p.events).sum();
-    let session_runs: Vec<PathBuf> = parts.iter().filter_map(|p| p.sessions.clone()).collect();
+    let session_runs: Arc<Vec<PathBuf>> =
+        Arc::new(parts.iter().filter_map(|p| p.sessions.clone()).collect());
     let user_runs: Vec<PathBuf> = parts.iter().filter_map(|p| p.users.clone()).collect();
-    let path = sessions.clone();
-    let merged_sessions = tokio::task::spawn_blocking(move || merge_sessions(&session_runs, &path));
+    // Sessions are merged in two ranges of ids side by side, split at the median of the
+    // days' middle ids (any split is exact; this one halves the work).
+    let mut middles: Vec<&String> = parts.iter().filter_map(|p| p.middle.as_ref()).collect();
+    middles.sort_unstable_by(|a, b| text_order(a, b));
+    let split = middles.get(middles.len() / 2).map(|m| m.to_string());
+    let ranges = match split {
+        Some(split) => vec![(None, Some(split.clone())), (Some(split), None)],
+        None => vec![(None, None)],
+    };
+    let sessions: Vec<PathBuf> = (0..ranges.len())
+        .map(|i| dir.join(format!("dim_sessions-{i}.parquet")))
+        .collect();
+    let merges: Vec<_> = ranges
+        .into_iter()
+        .zip(sessions.clone())
+        .map(
+            |((from, to), path): ((Option<String>, Option<String>), PathBuf)| {
+                let runs = session_runs.clone();
+                tokio::task::spawn_blocking(move || {
+                    merge_sessions(&runs, &path, from.as_deref(), to.as_deref())
+                })
+            },
+        )
+        .collect();
     let merged_users = tokio::task::spawn_blocking(move || merge_users(&user_runs));
     let stopped = |e| PipelineError::Usage(format!("merging the sessions and users stopped: {e}"));
-    // Both awaited before either error is returned, so neither outlives the run.
-    let (merged_sessions, merged_users) = (merged_sessions.await, merged_users.await);
-    let repeats = merged_sessions.map_err(stopped)??;
+    // All awaited before any error is returned, so none outlives the run.
+    let mut merged_sessions = Vec::new();
+    for merge in merges {
+        merged_sessions.push(merge.await);
+    }
+    let merged_users = merged_users.await;
+    let mut repeats: HashMap<i64, i64> = HashMap::new();
+    for merged in merged_sessions {
+        for (user, n) in merged.map_err(stopped)?? {
+            *repeats.entry(user).or_default() += n;
+        }
+    }
     let mut merged_users = merged_users.map_err(stopped)??;
     for (user, n) in repeats {
         match merged_users.binary_search_by_key(&user, |(id, _)| *id) {
@@ -307,6 +336,8 @@ struct DayPart {
     sessions: Option<PathBuf>,
     /// The users' totals of the day, ordered by user ([`user_schema`]).
     users: Option<PathBuf>,
+    /// The day's middle session id, to split the merge in two halves.
+    middle: Option<String>,
     events: u64,
 }
 
@@ -388,6 +419,7 @@ async fn fold_day(
         let part = DayPart {
             sessions: None,
             users: None,
+            middle: None,
             events,
         };
         return Ok((part, fold));
@@ -397,14 +429,15 @@ async fn fold_day(
         dir.join(format!("users-{day}.arrow")),
     );
     let (s, u) = paths.clone();
-    let fold = tokio::task::spawn_blocking(move || spill_day(&mut fold, &s, &u).map(|()| fold))
-        .await
-        .map_err(|e| {
-            PipelineError::Usage(format!("spilling the sessions of {day} stopped: {e}"))
-        })??;
+    let (fold, middle) = tokio::task::spawn_blocking(move || {
+        spill_day(&mut fold, &s, &u).map(|middle| (fold, middle))
+    })
+    .await
+    .map_err(|e| PipelineError::Usage(format!("spilling the sessions of {day} stopped: {e}")))??;
     let part = DayPart {
         sessions: Some(paths.0),
         users: Some(paths.1),
+        middle: Some(middle),
         events,
     };
     Ok((part, fold))
@@ -412,9 +445,10 @@ async fn fold_day(
 
 /// Writes a day's (session, user) parts, ordered by that key, to `sessions_path`, and its
 /// users' totals, ordered by user, to `users_path`.
-fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Result<()> {
+fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Result<String> {
     let mut order: Vec<u32> = (0..fold.sessions.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| text_order(fold.id(a), fold.id(b)));
+    let middle = fold.id(order[order.len() / 2]).to_string();
     // Each session's distinct products, found by its number.
     fold.products.sort_unstable();
     fold.products.dedup();
@@ -500,7 +534,7 @@ fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Res
         writer.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
     }
     writer.finish()?;
-    Ok(())
+    Ok(middle)
 }
 
 /// The byte order of two strings (that of `str::cmp`), deciding on the first eight bytes as
@@ -709,14 +743,42 @@ impl PartColumns {
     }
 }
 
-struct SessionRun(Batches<PartColumns>);
+/// A spilled day of parts, limited to the sessions in a range of ids.
+struct SessionRun {
+    batches: Batches<PartColumns>,
+    /// Where the range ends (excluded): the run ends at the first session id from here.
+    to: Option<String>,
+}
+
+impl SessionRun {
+    /// Opens `path` at the first session id from `from` (included) and ends it before `to`.
+    fn open(path: &Path, from: Option<&str>, to: Option<&str>) -> Result<Self> {
+        let mut run = SessionRun {
+            batches: Batches::open(path, part_schema(), PartColumns::of)?,
+            to: to.map(str::to_string),
+        };
+        if let Some(from) = from {
+            while run
+                .key()
+                .is_some_and(|(id, _)| text_order(id, from) == Ordering::Less)
+            {
+                run.advance()?;
+            }
+        }
+        Ok(run)
+    }
+}
 
 impl Run for SessionRun {
     type Key<'a> = (&'a str, i64);
 
     fn key(&self) -> Option<(&str, i64)> {
-        let (c, row) = self.0.current()?;
-        Some((c.session.value(row), c.ints[0].value(row)))
+        let (c, row) = self.batches.current()?;
+        let id = c.session.value(row);
+        match &self.to {
+            Some(to) if text_order(id, to) != Ordering::Less => None,
+            _ => Some((id, c.ints[0].value(row))),
+        }
     }
 
     fn compare(&self, other: &Self) -> Ordering {
@@ -727,7 +789,7 @@ impl Run for SessionRun {
     }
 
     fn advance(&mut self) -> Result<()> {
-        self.0.advance(PartColumns::of)
+        self.batches.advance(PartColumns::of)
     }
 }
 
@@ -861,10 +923,18 @@ impl Session {
 /// Merges the spilled days of (session, user) parts into the staged `model.dim_sessions`.
 /// Returns, per user, how many times one of the user's sessions was counted on more than
 /// one day (the day totals of users count it on each).
-fn merge_sessions(runs: &[PathBuf], path: &Path) -> Result<HashMap<i64, i64>> {
+///
+/// Only the sessions with ids from `from` (included) to `to` (excluded) are merged, so that
+/// ranges of ids can be merged side by side.
+fn merge_sessions(
+    runs: &[PathBuf],
+    path: &Path,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<HashMap<i64, i64>> {
     let mut runs = runs
         .iter()
-        .map(|p| Batches::open(p, part_schema(), PartColumns::of).map(SessionRun))
+        .map(|p| SessionRun::open(p, from, to))
         .collect::<Result<Vec<_>>>()?;
     let mut heap = Heap::new(&runs);
     let mut repeats: HashMap<i64, i64> = HashMap::new();
@@ -875,7 +945,7 @@ fn merge_sessions(runs: &[PathBuf], path: &Path) -> Result<HashMap<i64, i64>> {
     let mut session = Session::default();
     while let Some(top) = heap.top() {
         let (columns, row) = runs[top]
-            .0
+            .batches
             .current()
             .expect("the heap holds positioned runs");
         let (id, user) = (columns.session.value(row), columns.ints[0].value(row));
@@ -1150,13 +1220,24 @@ mod tests {
         (0..n).map(|i| first + chrono::Duration::days(i)).collect()
     }
 
-    async fn read(ctx: &SessionContext, path: &Path) -> RecordBatch {
-        let frame = ctx
-            .read_parquet(path.to_str().unwrap(), ParquetReadOptions::default())
+    /// The staged files, one after another (the order they hold the keys in).
+    async fn read(ctx: &SessionContext, paths: &[PathBuf]) -> RecordBatch {
+        let mut batches = Vec::new();
+        for path in paths {
+            let frame = ctx
+                .read_parquet(path.to_str().unwrap(), ParquetReadOptions::default())
+                .await
+                .unwrap();
+            batches.extend(frame.collect().await.unwrap());
+        }
+        let schema = ctx
+            .read_parquet(paths[0].to_str().unwrap(), ParquetReadOptions::default())
             .await
-            .unwrap();
-        let schema = frame.schema().inner().clone();
-        concat_batches(&schema, &frame.collect().await.unwrap()).unwrap()
+            .unwrap()
+            .schema()
+            .inner()
+            .clone();
+        concat_batches(&schema, &batches).unwrap()
     }
 
     /// Column by column, each staged column read as the SQL answer's type.
@@ -1182,8 +1263,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staged = build(&ctx, &days(3), dir.path(), 2).await.unwrap();
         assert_eq!(staged.events, rows as u64);
+        // Merged in two ranges of ids, each holding sessions.
+        assert_eq!(staged.sessions.len(), 2);
+        for range in &staged.sessions {
+            assert!(read(&ctx, std::slice::from_ref(range)).await.num_rows() > 100);
+        }
         let sessions = read(&ctx, &staged.sessions).await;
-        let users = read(&ctx, &staged.users).await;
+        let users = read(&ctx, std::slice::from_ref(&staged.users)).await;
         let sql = |q: String| {
             let ctx = ctx.clone();
             async move {
@@ -1246,7 +1332,10 @@ mod tests {
             read(&ctx, &one.sessions).await,
             read(&ctx, &three.sessions).await
         );
-        assert_eq!(read(&ctx, &one.users).await, read(&ctx, &three.users).await);
+        assert_eq!(
+            read(&ctx, std::slice::from_ref(&one.users)).await,
+            read(&ctx, std::slice::from_ref(&three.users)).await
+        );
     }
 
     #[test]
@@ -1285,6 +1374,11 @@ mod tests {
         let sessions = read(&ctx, &staged.sessions).await;
         assert_eq!(sessions.num_rows(), 0);
         assert_eq!(sessions.num_columns(), tables::dim_sessions().columns.len());
-        assert_eq!(read(&ctx, &staged.users).await.num_rows(), 0);
+        assert_eq!(
+            read(&ctx, std::slice::from_ref(&staged.users))
+                .await
+                .num_rows(),
+            0
+        );
     }
 }
