@@ -452,7 +452,9 @@ async fn stage_check_publish(
     let mut candidates: Vec<(TableDef, DataFrame)> = Vec::new();
     let started = Instant::now();
     let days: Vec<NaiveDate> = event_days.iter().copied().collect();
-    let staged = dimensions::build(ctx, &days, scratch, 2).await?;
+    // A day being folded holds about 150 MB on the month's data: one day per core.
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let staged = dimensions::build(ctx, &days, scratch, parallel).await?;
     // Every fact row must have been folded (the partition statistics count the rows each
     // file holds).
     if staged.events != fact_rows {

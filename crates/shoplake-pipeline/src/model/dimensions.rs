@@ -1,6 +1,6 @@
 //! The aggregate dimensions, `model.dim_products`, `dim_categories`, `dim_sessions` and
-//! `dim_users`, from one pass over the fact table, a day partition at a time, two days at
-//! once.
+//! `dim_users`, from one pass over the fact table, a day partition at a time, one day per
+//! core at once.
 //!
 //! As SQL (kept as the tests' independent answer in [`super::reference_sql`]) they took
 //! 100 s of a month's run: each of 66 M events was hashed by its 36-byte session id into a
@@ -11,15 +11,15 @@
 //!   of its own that the day folds pass their batches to;
 //! - into (session, user) parts and per-user totals (a day holds about half a million
 //!   sessions, small enough to stay in cache), each sorted by key and spilled to an Arrow IPC
-//!   file in the scratch directory. The days' files are then merged in key order, sessions
-//!   and users on two threads: a session that crosses midnight meets its other days there
-//!   and comes out whole, and a user's days add up to the user (a session the user had on
-//!   two days counted once). Both come out in key order, ready to write; no table ever
-//!   holds every session.
+//!   file in the scratch directory. The days' files are then merged in key order (sessions
+//!   in two ranges of ids, and users, on three threads): a session that crosses midnight
+//!   meets its other days there and comes out whole, and a user's days add up to the user
+//!   (a session the user had on two days counted once). Both come out in key order, ready
+//!   to write; no table ever holds every session.
 //!
-//! Memory: two days' folds in flight, the catalog (about 250 bytes a product), one batch per
-//! day file while merging,
-//! and the merged users (about 100 bytes each) until they are written.
+//! Memory: a day's fold per core (about 150 MB each for a month of 66 M events), the catalog
+//! (about 250 bytes a product), one batch per day file while merging, and the merged users
+//! (about 100 bytes each) until they are written.
 
 use std::cmp::Ordering;
 use std::fs::File;
@@ -84,7 +84,7 @@ pub async fn build(
     parallel: usize,
 ) -> Result<Staged> {
     let started = std::time::Instant::now();
-    let dir = scratch.join("sessions-and-users");
+    let dir = scratch.join("dimensions");
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     // A JoinSet aborts the folds still running if one fails and this returns early.
     let mut folds = JoinSet::new();
