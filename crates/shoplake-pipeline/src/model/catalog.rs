@@ -201,7 +201,7 @@ impl Fold {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::fact_user_events;
     use shoplake_lake::arrow::array::{
@@ -277,7 +277,8 @@ mod tests {
         batches
     }
 
-    async fn context(batches: Vec<RecordBatch>) -> SessionContext {
+    /// A session with `batches` registered as `model.fact_user_events`.
+    pub(crate) async fn context(batches: Vec<RecordBatch>) -> SessionContext {
         let ctx = SessionContext::new();
         ctx.sql("CREATE SCHEMA model").await.unwrap();
         // Two partitions, so the scan is read in parallel as in a lake.

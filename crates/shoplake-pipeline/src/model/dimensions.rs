@@ -351,6 +351,17 @@ struct User {
     counts: Counts,
 }
 
+impl User {
+    /// Adds another part of the same user's activity (a session, or a day).
+    fn merge(&mut self, other: &User) {
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        self.active_days += other.active_days;
+        self.sessions += other.sessions;
+        self.counts.merge(&other.counts);
+    }
+}
+
 /// The columns of a spilled day of users.
 fn user_schema() -> SchemaRef {
     let i = |name| Field::new(name, DataType::Int64, false);
@@ -489,21 +500,21 @@ fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Res
     users.sort_unstable_by_key(|(u, _)| *u);
     let mut totals: Vec<(i64, User)> = Vec::new();
     for (user, part) in users {
+        // One session of the day; the day itself is counted once per user.
+        let session = User {
+            first_seen: part.first.0,
+            last_seen: part.last_time,
+            active_days: 0,
+            sessions: 1,
+            counts: part.counts,
+        };
         match totals.last_mut() {
-            Some((last, total)) if *last == user => {
-                total.first_seen = total.first_seen.min(part.first.0);
-                total.last_seen = total.last_seen.max(part.last_time);
-                total.sessions += 1;
-                total.counts.merge(&part.counts);
-            }
+            Some((last, total)) if *last == user => total.merge(&session),
             _ => totals.push((
                 user,
                 User {
-                    first_seen: part.first.0,
-                    last_seen: part.last_time,
                     active_days: 1,
-                    sessions: 1,
-                    counts: part.counts,
+                    ..session
                 },
             )),
         }
@@ -701,6 +712,18 @@ fn cents(batch: &RecordBatch, column: usize) -> Decimal128Array {
         .clone()
 }
 
+/// The counts of a spilled row: events, views, carts, removes, purchases, then revenue.
+fn spilled_counts(ints: &[Int64Array], revenue: &Decimal128Array, row: usize) -> Counts {
+    Counts {
+        events: ints[0].value(row),
+        views: ints[1].value(row),
+        carts: ints[2].value(row),
+        removes: ints[3].value(row),
+        purchases: ints[4].value(row),
+        revenue_cents: revenue.value(row),
+    }
+}
+
 /// The columns of a spilled batch of (session, user) parts, downcast once.
 struct PartColumns {
     session: StringArray,
@@ -724,14 +747,7 @@ impl PartColumns {
         Part {
             first: (int(1), int(2)),
             last_time: int(3),
-            counts: Counts {
-                events: int(4),
-                views: int(5),
-                carts: int(6),
-                removes: int(7),
-                purchases: int(8),
-                revenue_cents: self.revenue.value(row),
-            },
+            counts: spilled_counts(&self.ints[4..9], &self.revenue, row),
         }
     }
 
@@ -814,14 +830,7 @@ impl UserColumns {
             last_seen: int(2),
             active_days: 1,
             sessions: int(3),
-            counts: Counts {
-                events: int(4),
-                views: int(5),
-                carts: int(6),
-                removes: int(7),
-                purchases: int(8),
-                revenue_cents: self.revenue.value(row),
-            },
+            counts: spilled_counts(&self.ints[4..9], &self.revenue, row),
         }
     }
 }
@@ -1004,13 +1013,7 @@ fn merge_users(runs: &[PathBuf]) -> Result<Vec<(i64, User)>> {
         let (id, day) = (columns.ints[0].value(row), columns.user(row));
         match users.last_mut() {
             // A user appears at most once a day, so each further run is another active day.
-            Some((last, u)) if *last == id => {
-                u.first_seen = u.first_seen.min(day.first_seen);
-                u.last_seen = u.last_seen.max(day.last_seen);
-                u.active_days += 1;
-                u.sessions += day.sessions;
-                u.counts.merge(&day.counts);
-            }
+            Some((last, u)) if *last == id => u.merge(&day),
             _ => users.push((id, day)),
         }
         heap.advance_top(&mut runs)?;
@@ -1097,9 +1100,9 @@ impl Staging {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::catalog::tests::context;
     use crate::model::{fact_user_events, reference_sql};
     use shoplake_lake::arrow::compute::{cast, concat_batches};
-    use shoplake_lake::datafusion::datasource::MemTable;
     use shoplake_lake::datafusion::prelude::ParquetReadOptions;
 
     const DAY: i64 = MICROS_PER_DAY;
@@ -1198,21 +1201,6 @@ mod tests {
         // Scrambled: the last batches first.
         batches.reverse();
         batches
-    }
-
-    async fn context(batches: Vec<RecordBatch>) -> SessionContext {
-        let ctx = SessionContext::new();
-        ctx.sql("CREATE SCHEMA model").await.unwrap();
-        let half = batches.len() / 2;
-        let (a, b) = batches.split_at(half);
-        let table = MemTable::try_new(
-            tables::fact_user_events().arrow_schema(),
-            vec![a.to_vec(), b.to_vec()],
-        )
-        .unwrap();
-        ctx.register_table("model.fact_user_events", Arc::new(table))
-            .unwrap();
-        ctx
     }
 
     fn days(n: i64) -> Vec<NaiveDate> {
