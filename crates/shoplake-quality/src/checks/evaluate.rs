@@ -1,9 +1,11 @@
-//! Evaluating checks with SQL.
+//! Evaluating checks.
 //!
 //! A check is evaluated in a session where its table name resolves to the data to check:
 //! the candidate rows of a run (before they are published) or the published table (for
-//! `shoplake check`). Every check is one or two aggregate queries plus a `LIMIT 5` sample of
-//! offending rows, so memory stays bounded whatever the table size.
+//! `shoplake check`). Most checks are one or two aggregate queries plus a `LIMIT 5` sample of
+//! offending rows, so memory stays bounded whatever the table size. Uniqueness of one column
+//! and referential checks are answered by the key checks of [`super::keys`] (exact, within the
+//! session's memory budget, much faster than a grouping), and in SQL when they cannot be.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -12,7 +14,7 @@ use datafusion::arrow::json::LineDelimitedWriter;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 
-use super::{Check, CheckKind};
+use super::{Check, CheckKind, keys};
 
 /// The day accounting that a row_accounting check verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +111,7 @@ async fn sample(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
     json_lines(&batches)
 }
 
-fn json_lines(batches: &[RecordBatch]) -> Result<Vec<String>> {
+pub(super) fn json_lines(batches: &[RecordBatch]) -> Result<Vec<String>> {
     let mut buf = Vec::new();
     {
         let mut writer = LineDelimitedWriter::new(&mut buf);
@@ -164,6 +166,57 @@ fn same_type(declared: &DataType, actual: &DataType) -> bool {
     }
 }
 
+/// Duplicated keys in SQL (the answer for keys [`keys::duplicates`] does not take):
+/// (count, sample).
+pub(super) async fn duplicates_by_sql(
+    ctx: &SessionContext,
+    table: &str,
+    columns: &[String],
+) -> Result<(u64, Vec<String>)> {
+    let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+    let groups = format!(
+        "SELECT {cols}, COUNT(*) AS copies FROM {table} GROUP BY {cols} HAVING COUNT(*) > 1",
+        cols = cols.join(", ")
+    );
+    let n = scalar_i64(ctx, &format!("SELECT COUNT(*) FROM ({groups})")).await?;
+    let rows = if n > 0 {
+        sample(ctx, &groups).await?
+    } else {
+        Vec::new()
+    };
+    Ok((n as u64, rows))
+}
+
+/// Rows whose key is missing from the target, in SQL (the answer for keys
+/// [`keys::missing`] does not take): (count, sample).
+pub(super) async fn missing_by_sql(
+    ctx: &SessionContext,
+    table: &str,
+    column: &str,
+    target: &str,
+    target_column: &str,
+) -> Result<(u64, Vec<String>)> {
+    // An aggregation rather than an anti-join: DataFusion's hash-join build side cannot
+    // spill, and on a month of events the fact side alone outgrew the memory budget.
+    // Grouping both key sets together spills like any aggregation.
+    let missing = format!(
+        "SELECT key AS {c}, SUM(in_table) AS rows FROM (
+           SELECT {c} AS key, 1 AS in_table, 0 AS in_target FROM {table} WHERE {c} IS NOT NULL
+           UNION ALL
+           SELECT {tc}, 0, 1 FROM {target} WHERE {tc} IS NOT NULL)
+         GROUP BY key HAVING MAX(in_target) = 0",
+        c = ident(column),
+        tc = ident(target_column)
+    );
+    let n = scalar_i64(ctx, &format!("SELECT SUM(rows) FROM ({missing})")).await?;
+    let rows = if n > 0 {
+        sample(ctx, &missing).await?
+    } else {
+        Vec::new()
+    };
+    Ok((n as u64, rows))
+}
+
 /// Evaluates one check.
 pub async fn evaluate(check: &Check, scope: &CheckScope<'_>) -> Result<CheckOutcome> {
     let ctx = scope.ctx;
@@ -215,16 +268,16 @@ pub async fn evaluate(check: &Check, scope: &CheckScope<'_>) -> Result<CheckOutc
             by_predicate(format!("({})", bad.join(" OR "))).await
         }
         CheckKind::Unique { columns } => {
-            let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
-            let groups = format!(
-                "SELECT {cols}, COUNT(*) AS copies FROM {table} GROUP BY {cols} HAVING COUNT(*) > 1",
-                cols = cols.join(", ")
-            );
-            let n = scalar_i64(ctx, &format!("SELECT COUNT(*) FROM ({groups})")).await?;
-            let rows = if n > 0 {
-                sample(ctx, &groups).await?
-            } else {
-                Vec::new()
+            let found = match columns.as_slice() {
+                [column] => keys::duplicates(ctx, table, column).await?,
+                _ => None,
+            };
+            let (n, rows) = match found {
+                Some(found) => {
+                    tracing::debug!(table, passes = found.passes, "unique keys checked by hash");
+                    (found.offending, json_lines(&[found.sample])?)
+                }
+                None => duplicates_by_sql(ctx, table, columns).await?,
             };
             Ok(outcome(n == 0, format!("{n} duplicated keys"), rows))
         }
@@ -289,23 +342,17 @@ pub async fn evaluate(check: &Check, scope: &CheckScope<'_>) -> Result<CheckOutc
                     "references '{references}' is not layer.table.column"
                 ))
             })?;
-            // An aggregation rather than an anti-join: DataFusion's hash-join build side cannot
-            // spill, and on a month of events the fact side alone outgrew the memory budget.
-            // Grouping both key sets together spills like any aggregation.
-            let missing = format!(
-                "SELECT key AS {c}, SUM(in_table) AS rows FROM (
-                   SELECT {c} AS key, 1 AS in_table, 0 AS in_target FROM {table} WHERE {c} IS NOT NULL
-                   UNION ALL
-                   SELECT {tc}, 0, 1 FROM {target} WHERE {tc} IS NOT NULL)
-                 GROUP BY key HAVING MAX(in_target) = 0",
-                c = ident(column),
-                tc = ident(target_column)
-            );
-            let n = scalar_i64(ctx, &format!("SELECT SUM(rows) FROM ({missing})")).await?;
-            let rows = if n > 0 {
-                sample(ctx, &missing).await?
-            } else {
-                Vec::new()
+            let (n, rows) = match keys::missing(ctx, table, column, target, target_column).await? {
+                Some(found) => {
+                    tracing::debug!(
+                        table,
+                        target,
+                        passes = found.passes,
+                        "keys looked up by hash"
+                    );
+                    (found.offending, json_lines(&[found.sample])?)
+                }
+                None => missing_by_sql(ctx, table, column, target, target_column).await?,
             };
             Ok(outcome(n == 0, format!("{n} offending rows"), rows))
         }

@@ -28,6 +28,8 @@
 
 mod builtin;
 mod evaluate;
+mod key_table;
+mod keys;
 mod results;
 
 use std::fmt;

@@ -1,0 +1,422 @@
+//! The hash table of the key checks: byte keys in an arena, looked up a chunk of rows at a
+//! time so that the cache misses of many lookups overlap.
+//!
+//! A lookup in a table of millions of keys misses the cache three times: the slot, where the
+//! key's bytes are, the bytes. One key after another, each miss waits for the previous one;
+//! the table is therefore probed in phases over a chunk of rows (prefetch every row's slot,
+//! then read the slots and prefetch the spans, then the bytes, then compare), which keeps
+//! many misses in flight at once. Slots hold the key's number and 32 bits of its hash, whose
+//! top bits place it, so growing the table never reads a key again. The keys' bytes go into
+//! fixed blocks, so that they are never copied as the arena grows (a doubling vector of a
+//! month's session ids would hold 1.5 GB for a moment).
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, LargeStringArray, StringArray, StringViewArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use datafusion::error::Result;
+
+/// Rows looked up together (their slots, spans and bytes stay in the cache meanwhile).
+pub(super) const CHUNK: usize = 512;
+
+/// One batch's keys, readable as bytes whatever the column's physical type.
+pub(super) enum KeyColumn {
+    /// Integers and dates, widened to 64 bits: a key is a value's 8 bytes.
+    Integer(Int64Array),
+    Utf8(StringArray),
+    LargeUtf8(LargeStringArray),
+    View(StringViewArray),
+}
+
+impl KeyColumn {
+    pub(super) fn of(array: &ArrayRef) -> Result<Self> {
+        Ok(match array.data_type() {
+            DataType::Utf8 => Self::Utf8(array.as_string::<i32>().clone()),
+            DataType::LargeUtf8 => Self::LargeUtf8(array.as_string::<i64>().clone()),
+            DataType::Utf8View => Self::View(array.as_string_view().clone()),
+            DataType::Date32 => Self::Integer(
+                array
+                    .as_primitive::<Date32Type>()
+                    .unary::<_, Int64Type>(i64::from),
+            ),
+            _ => Self::Integer(cast(array, &DataType::Int64)?.as_primitive().clone()),
+        })
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Self::Integer(a) => a.len(),
+            Self::Utf8(a) => a.len(),
+            Self::LargeUtf8(a) => a.len(),
+            Self::View(a) => a.len(),
+        }
+    }
+
+    pub(super) fn is_null(&self, i: usize) -> bool {
+        match self {
+            Self::Integer(a) => a.is_null(i),
+            Self::Utf8(a) => a.is_null(i),
+            Self::LargeUtf8(a) => a.is_null(i),
+            Self::View(a) => a.is_null(i),
+        }
+    }
+
+    /// Row `i`'s key as bytes (an integer's are its native-endian bytes, read in place).
+    pub(super) fn key(&self, i: usize) -> &[u8] {
+        match self {
+            Self::Integer(a) => {
+                let size = size_of::<i64>();
+                &a.values().inner().as_slice()[i * size..(i + 1) * size]
+            }
+            Self::Utf8(a) => a.value(i).as_bytes(),
+            Self::LargeUtf8(a) => a.value(i).as_bytes(),
+            Self::View(a) => a.value(i).as_bytes(),
+        }
+    }
+}
+
+/// Asks the processor to bring `value`'s cache line in; a hint, with no effect on results.
+#[inline(always)]
+fn prefetch<T: ?Sized>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, and `value` is a valid reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+/// The table outgrew what a pass may hold (more than 2^32 - 1 keys), or a key is longer
+/// than [`BLOCK`].
+pub(super) struct Full;
+
+/// Most bytes per arena block (a key's bytes never span two).
+const BLOCK: usize = 1 << 22;
+
+/// Keys' bytes in blocks of at most [`BLOCK`]; a key is addressed by a span: its block (20 bits),
+/// its offset in the block (22 bits) and its length (22 bits).
+#[derive(Default)]
+struct Arena {
+    blocks: Vec<Vec<u8>>,
+}
+
+impl Arena {
+    fn push(&mut self, key: &[u8]) -> Result<u64, Full> {
+        if key.len() >= BLOCK {
+            return Err(Full);
+        }
+        let room = self.blocks.last().map_or(0, |b| b.capacity() - b.len());
+        if room < key.len() || self.blocks.is_empty() {
+            if self.blocks.len() == 1 << 20 {
+                return Err(Full);
+            }
+            // Blocks double from 4 KiB, so a small table stays small.
+            let last = self.blocks.last().map_or(0, Vec::capacity);
+            let size = (last * 2).clamp(4096, BLOCK).max(key.len());
+            self.blocks.push(Vec::with_capacity(size));
+        }
+        let block = self.blocks.len() - 1;
+        let bytes = &mut self.blocks[block];
+        let offset = bytes.len();
+        bytes.extend_from_slice(key);
+        Ok(((block as u64) << 44) | ((offset as u64) << 22) | key.len() as u64)
+    }
+
+    fn get(&self, span: u64) -> &[u8] {
+        let block = (span >> 44) as usize;
+        let offset = ((span >> 22) as usize) & (BLOCK - 1);
+        let len = span as usize & (BLOCK - 1);
+        &self.blocks[block][offset..offset + len]
+    }
+
+    fn allocated(&self) -> usize {
+        self.blocks.iter().map(Vec::capacity).sum::<usize>()
+            + self.blocks.capacity() * size_of::<Vec<u8>>()
+    }
+}
+
+/// Distinct byte keys, numbered in order of arrival.
+pub(super) struct KeyTable {
+    /// `(tag << 32) | (number + 1)`, 0 when empty; open addressing with linear probing.
+    slots: Vec<u64>,
+    /// log2 of the slot count: a key's home slot is the top `bits` of its tag.
+    bits: u32,
+    /// Key `n` is `arena.get(spans[n])`.
+    arena: Arena,
+    spans: Vec<u64>,
+    /// Rows of each key, when counting.
+    counts: Option<Vec<u64>>,
+}
+
+/// A slot's tag: the top half of a key's hash (the bottom half is free for the caller, to
+/// split keys into passes).
+fn tag_of(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+const NONE: u32 = u32::MAX;
+
+impl KeyTable {
+    pub(super) fn new(counting: bool) -> Self {
+        let bits = 10;
+        Self {
+            slots: vec![0; 1 << bits],
+            bits,
+            arena: Arena::default(),
+            spans: Vec::new(),
+            counts: counting.then(Vec::new),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub(super) fn key(&self, n: usize) -> &[u8] {
+        self.arena.get(self.spans[n])
+    }
+
+    /// Rows of key `n` (when counting).
+    pub(super) fn count(&self, n: usize) -> u64 {
+        self.counts.as_ref().map_or(0, |c| c[n])
+    }
+
+    fn mask(&self) -> usize {
+        (1 << self.bits) - 1
+    }
+
+    fn home(&self, tag: u32) -> usize {
+        (tag >> (32 - self.bits)) as usize
+    }
+
+    /// The number of the key in the first slot from `start` that holds `tag` or is empty.
+    fn candidate(&self, tag: u32, start: usize) -> (usize, u32) {
+        let mut i = start;
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                return (i, NONE);
+            }
+            if (slot >> 32) as u32 == tag {
+                return (i, (slot as u32) - 1);
+            }
+            i = (i + 1) & self.mask();
+        }
+    }
+
+    /// The number of `key`, or the empty slot where it would go.
+    fn find(&self, hash: u64, key: &[u8]) -> Result<usize, usize> {
+        let tag = tag_of(hash);
+        let mut start = self.home(tag);
+        loop {
+            let (i, n) = self.candidate(tag, start);
+            if n == NONE {
+                return Err(i);
+            }
+            if self.key(n as usize) == key {
+                return Ok(n as usize);
+            }
+            start = (i + 1) & self.mask();
+        }
+    }
+
+    /// Adds one row of each of `rows` (row, hash) of `keys`: a new key, or one more row of
+    /// a known one.
+    pub(super) fn add(&mut self, keys: &KeyColumn, rows: &[(usize, u64)]) -> Result<(), Full> {
+        for &(_, hash) in rows {
+            prefetch(&self.slots[self.home(tag_of(hash))]);
+        }
+        for &(row, hash) in rows {
+            let key = keys.key(row);
+            match self.find(hash, key) {
+                Ok(n) => {
+                    if let Some(counts) = &mut self.counts {
+                        counts[n] += 1;
+                    }
+                }
+                Err(slot) => {
+                    let number = u32::try_from(self.len() + 1).map_err(|_| Full)?;
+                    self.spans.push(self.arena.push(key)?);
+                    if let Some(counts) = &mut self.counts {
+                        counts.push(1);
+                    }
+                    self.slots[slot] = (u64::from(tag_of(hash)) << 32) | u64::from(number);
+                    // At most 70 % full, so that runs of taken slots stay short.
+                    if self.len() * 10 > self.slots.len() * 7 {
+                        self.grow()?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn grow(&mut self) -> Result<(), Full> {
+        if self.bits == 32 {
+            return Err(Full);
+        }
+        let old = std::mem::replace(&mut self.slots, vec![0; 1 << (self.bits + 1)]);
+        self.bits += 1;
+        for slot in old.into_iter().filter(|&s| s != 0) {
+            let mut i = self.home((slot >> 32) as u32);
+            while self.slots[i] != 0 {
+                i = (i + 1) & self.mask();
+            }
+            self.slots[i] = slot;
+        }
+        Ok(())
+    }
+
+    /// Calls `missing(row)` for each of `rows` (row, hash) whose key is not in the table.
+    /// `numbers` is the caller's buffer, reused between chunks.
+    pub(super) fn lookup(
+        &self,
+        keys: &KeyColumn,
+        rows: &[(usize, u64)],
+        numbers: &mut Vec<(usize, u32)>,
+        mut missing: impl FnMut(usize),
+    ) {
+        for &(_, hash) in rows {
+            prefetch(&self.slots[self.home(tag_of(hash))]);
+        }
+        numbers.clear();
+        for &(_, hash) in rows {
+            let tag = tag_of(hash);
+            let (slot, n) = self.candidate(tag, self.home(tag));
+            if n != NONE {
+                prefetch(&self.spans[n as usize]);
+            }
+            numbers.push((slot, n));
+        }
+        for &(_, n) in numbers.iter() {
+            if n != NONE {
+                prefetch(self.key(n as usize));
+            }
+        }
+        for (&(row, hash), &(slot, n)) in rows.iter().zip(numbers.iter()) {
+            if n == NONE {
+                missing(row);
+                continue;
+            }
+            let key = keys.key(row);
+            if self.key(n as usize) == key {
+                continue;
+            }
+            // Another key with the same tag: go on probing past it.
+            let tag = tag_of(hash);
+            let mut start = (slot + 1) & self.mask();
+            loop {
+                let (i, m) = self.candidate(tag, start);
+                if m == NONE {
+                    missing(row);
+                    break;
+                }
+                if self.key(m as usize) == key {
+                    break;
+                }
+                start = (i + 1) & self.mask();
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub(super) fn allocated(&self) -> usize {
+        self.slots.capacity() * size_of::<u64>()
+            + self.arena.allocated()
+            + self.spans.capacity() * size_of::<u64>()
+            + self
+                .counts
+                .as_ref()
+                .map_or(0, |c| c.capacity() * size_of::<u64>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn column(keys: &[&str]) -> KeyColumn {
+        KeyColumn::of(&(Arc::new(StringArray::from(keys.to_vec())) as ArrayRef)).unwrap()
+    }
+
+    /// Keys that share a hash (so a tag) are told apart by their bytes, in one run of slots
+    /// that outgrows the table several times.
+    #[test]
+    fn keys_with_one_hash_are_told_apart() {
+        let words: Vec<String> = (0..3000).map(|i| format!("k{i}")).collect();
+        let present: Vec<&str> = words.iter().map(String::as_str).collect();
+        let rows: Vec<(usize, u64)> = (0..present.len()).map(|r| (r, 42 << 32)).collect();
+        let mut table = KeyTable::new(true);
+        let keys = column(&present);
+        for chunk in rows.chunks(CHUNK) {
+            assert!(table.add(&keys, chunk).is_ok());
+        }
+        // Every key a second time, the first one a third time.
+        for chunk in rows.chunks(CHUNK) {
+            assert!(table.add(&keys, chunk).is_ok());
+        }
+        assert!(table.add(&keys, &rows[..1]).is_ok());
+        assert_eq!(table.len(), 3000);
+        assert!(table.slots.len() >= 4096, "{} slots", table.slots.len());
+        assert_eq!((table.key(0), table.count(0)), (&b"k0"[..], 3));
+        assert_eq!((table.key(2999), table.count(2999)), (&b"k2999"[..], 2));
+
+        let probe = column(&["k17", "x", "k2999", "k3000", "k0"]);
+        let probe_rows: Vec<(usize, u64)> = (0..5).map(|r| (r, 42 << 32)).collect();
+        let (mut numbers, mut missing) = (Vec::new(), Vec::new());
+        table.lookup(&probe, &probe_rows, &mut numbers, |row| missing.push(row));
+        assert_eq!(missing, [1, 3]);
+    }
+
+    /// Keys fill blocks that double up to the largest, never span two, and read back whole;
+    /// a key as long as a block does not fit.
+    #[test]
+    fn the_arena_keeps_every_key_in_one_block() {
+        let mut arena = Arena::default();
+        let keys: Vec<Vec<u8>> = (0..12_000)
+            .map(|i: usize| vec![(i % 251) as u8; 1 + i % 1500])
+            .collect();
+        let spans: Vec<u64> = keys.iter().map(|k| arena.push(k).ok().unwrap()).collect();
+        for (key, span) in keys.iter().zip(&spans) {
+            assert_eq!(arena.get(*span), &key[..]);
+        }
+        assert_eq!(arena.blocks[0].capacity(), 4096);
+        assert!(arena.blocks.iter().all(|b| b.capacity() <= BLOCK));
+        assert!(
+            arena
+                .blocks
+                .iter()
+                .filter(|b| b.capacity() == BLOCK)
+                .count()
+                >= 2
+        );
+        assert!(arena.push(&vec![0; BLOCK]).is_err());
+    }
+
+    /// Integers and dates are their values' bytes; nulls are the caller's to skip.
+    #[test]
+    fn integer_keys_are_their_values() {
+        let ints = KeyColumn::of(
+            &(Arc::new(datafusion::arrow::array::Int32Array::from(vec![
+                Some(7),
+                None,
+                Some(-1),
+            ])) as ArrayRef),
+        )
+        .unwrap();
+        assert_eq!(ints.len(), 3);
+        assert!(ints.is_null(1) && !ints.is_null(0));
+        assert_eq!(ints.key(0), 7i64.to_ne_bytes());
+        assert_eq!(ints.key(2), (-1i64).to_ne_bytes());
+        let days = KeyColumn::of(
+            &(Arc::new(datafusion::arrow::array::Date32Array::from(vec![18_383])) as ArrayRef),
+        )
+        .unwrap();
+        assert_eq!(days.key(0), 18_383i64.to_ne_bytes());
+    }
+}
