@@ -28,7 +28,7 @@ use shoplake_quality::checks::{Check, CheckOutcome, DayAccounting, write_results
 use crate::clean::{CleanDay, clean_day};
 use crate::error::{PipelineError, Result};
 use crate::model::{dim_time, dimensions, fact_user_events};
-use crate::plan::{DayReason, RunPlan, Selection, plan};
+use crate::plan::{DayReason, PlannedDay, RunPlan, Selection, plan};
 use crate::{crash_switch, gates};
 
 /// What to run.
@@ -177,11 +177,9 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
             None => BTreeMap::new(),
         };
 
-    let total_raw: u64 = plan
-        .days
-        .iter()
-        .filter_map(|d| d.raw.as_ref().and_then(|r| r.rows))
-        .sum();
+    // A planned day's raw rows, from the partition statistics (0 when unknown).
+    let raw_rows = |day: &PlannedDay| day.raw.as_ref().and_then(|r| r.rows).unwrap_or(0);
+    let total_raw: u64 = plan.days.iter().map(raw_rows).sum();
     progress.start("clean + fact", Some(total_raw), "rows");
     let mut clean_seconds = 0.0;
     // Parts of it: waiting for the day's cleaning (what the write of the day before did not
@@ -198,12 +196,14 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
             Some(task) => task.await.map_err(|e| {
                 PipelineError::Usage(format!("cleaning {} stopped: {e}", day.date))
             })??,
-            None => clean_day(ctx, day.date).await?,
+            None => clean_day(ctx, day.date, raw_rows(day)).await?,
         };
         wait_seconds += day_started.elapsed().as_secs_f64();
         if let Some(next) = plan.days.get(i + 1) {
-            let (ctx, date) = (ctx.clone(), next.date);
-            prefetch = Some(tokio::spawn(async move { clean_day(&ctx, date).await }));
+            let (ctx, date, rows) = (ctx.clone(), next.date, raw_rows(next));
+            prefetch = Some(tokio::spawn(
+                async move { clean_day(&ctx, date, rows).await },
+            ));
         }
         let (clean_rows, rejected) = (cleaned.clean_rows(), cleaned.rejected());
         let day_rows = DayRows {

@@ -47,8 +47,14 @@ impl CleanDay {
 }
 
 /// Cleans the raw partition of `date`, read through `raw_ctx` (a session where `raw.events`
-/// is registered at the version the run planned with).
-pub async fn clean_day(raw_ctx: &SessionContext, date: NaiveDate) -> Result<CleanDay> {
+/// is registered at the version the run planned with). `expected_rows` (the partition's rows
+/// from its statistics, 0 when unknown) sizes the set of row keys once rather than by
+/// doubling.
+pub async fn clean_day(
+    raw_ctx: &SessionContext,
+    date: NaiveDate,
+    expected_rows: u64,
+) -> Result<CleanDay> {
     let sql = format!(
         "SELECT * FROM raw.events WHERE event_date = DATE '{}'",
         date.format("%Y-%m-%d")
@@ -56,7 +62,8 @@ pub async fn clean_day(raw_ctx: &SessionContext, date: NaiveDate) -> Result<Clea
     let mut stream = raw_ctx.sql(&sql).await?.execute_stream().await?;
     let mut raw_rows = 0u64;
     let mut duplicates = 0u64;
-    let mut seen = keys::KeySet::default();
+    let mut seen =
+        keys::KeySet::with_capacity_and_hasher(expected_rows as usize, Default::default());
     let mut valid = Vec::new();
     let mut rejects = Vec::new();
     while let Some(batch) = stream.try_next().await? {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use shoplake_lake::arrow::array::{
     Array, ArrayRef, AsArray, Date32Builder, Decimal128Builder, Int64Builder, RecordBatch,
-    StringArray, StringBuilder, TimestampMicrosecondBuilder, UInt32Array,
+    StringArray, StringBuilder, StringViewArray, TimestampMicrosecondBuilder, UInt32Array,
 };
 use shoplake_lake::arrow::compute::{cast, take};
 use shoplake_lake::arrow::datatypes::DataType;
@@ -27,21 +27,47 @@ pub struct Split {
     pub duplicates: u64,
 }
 
-fn column(batch: &RecordBatch, name: &str, as_type: &DataType) -> Result<ArrayRef, ArrowError> {
-    let array = batch
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowError> {
+    batch
         .column_by_name(name)
-        .ok_or_else(|| ArrowError::SchemaError(format!("raw batch has no column {name}")))?;
-    if array.data_type() == as_type {
-        Ok(array.clone())
-    } else {
-        cast(array, as_type)
-    }
+        .ok_or_else(|| ArrowError::SchemaError(format!("raw batch has no column {name}")))
 }
 
-fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, ArrowError> {
-    Ok(column(batch, name, &DataType::Utf8)?
-        .as_string::<i32>()
-        .clone())
+/// A raw text field as the scan delivers it (DataFusion reads Parquet strings as views),
+/// read in place: a cast to plain strings would copy every string of the batch.
+enum RawText {
+    Utf8(StringArray),
+    View(StringViewArray),
+}
+
+impl RawText {
+    fn of(batch: &RecordBatch, name: &str) -> Result<Self, ArrowError> {
+        let array = column(batch, name)?;
+        Ok(match array.data_type() {
+            DataType::Utf8View => Self::View(array.as_string_view().clone()),
+            DataType::Utf8 => Self::Utf8(array.as_string::<i32>().clone()),
+            _ => Self::Utf8(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
+        })
+    }
+
+    fn is_null(&self, i: usize) -> bool {
+        match self {
+            Self::Utf8(a) => a.is_null(i),
+            Self::View(a) => a.is_null(i),
+        }
+    }
+
+    fn value(&self, i: usize) -> &str {
+        match self {
+            Self::Utf8(a) => a.value(i),
+            Self::View(a) => a.value(i),
+        }
+    }
+
+    /// Row `i`'s text, "" when null.
+    fn get(&self, i: usize) -> &str {
+        if self.is_null(i) { "" } else { self.value(i) }
+    }
 }
 
 /// Splits a batch of `raw.events` rows. `seen` holds the row keys of the valid rows kept so
@@ -51,11 +77,11 @@ fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, ArrowError> {
 /// makes their event ids equal; the 128-bit key makes a false match (about 10^-20 among
 /// 2^64 rows) the only way two different rows could be merged.
 pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split, ArrowError> {
-    let fields: Vec<StringArray> = tables::SOURCE_COLUMNS
+    let fields: Vec<RawText> = tables::SOURCE_COLUMNS
         .iter()
-        .map(|n| strings(raw, n))
+        .map(|n| RawText::of(raw, n))
         .collect::<Result<_, _>>()?;
-    let error = strings(raw, "_error")?;
+    let error = RawText::of(raw, "_error")?;
     let rows = raw.num_rows();
 
     let clean_def = tables::clean_events();
@@ -86,13 +112,7 @@ pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split, ArrowError> 
             ));
             continue;
         }
-        let get = |c: usize| {
-            if fields[c].is_null(i) {
-                ""
-            } else {
-                fields[c].value(i)
-            }
-        };
+        let get = |c: usize| fields[c].get(i);
         let f = RawFields {
             event_time: get(0),
             event_type: get(1),
@@ -151,8 +171,13 @@ pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split, ArrowError> 
     let mut reject_columns: Vec<ArrayRef> =
         vec![Arc::new(reasons.finish()), Arc::new(details.finish())];
     for field in rejects_def.arrow_schema().fields().iter().skip(2) {
-        let source = column(raw, field.name(), field.data_type())?;
-        reject_columns.push(take(&source, &indices, None)?);
+        // Taken first, so that only the rejected rows are cast to the declared type.
+        let taken = take(column(raw, field.name())?, &indices, None)?;
+        reject_columns.push(if taken.data_type() == field.data_type() {
+            taken
+        } else {
+            cast(&taken, field.data_type())?
+        });
     }
     let rejects = RecordBatch::try_new(rejects_def.arrow_schema(), reject_columns)?;
     Ok(Split {
