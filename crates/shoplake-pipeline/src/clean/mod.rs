@@ -62,8 +62,9 @@ pub async fn clean_day(
     let mut stream = raw_ctx.sql(&sql).await?.execute_stream().await?;
     let mut raw_rows = 0u64;
     let mut duplicates = 0u64;
-    let mut seen =
-        keys::KeySet::with_capacity_and_hasher(expected_rows as usize, Default::default());
+    // Capped, so that wrong statistics cannot ask for an absurd table up front.
+    let capacity = expected_rows.min(1 << 25) as usize;
+    let mut seen = keys::KeySet::with_capacity_and_hasher(capacity, Default::default());
     let mut valid = Vec::new();
     let mut rejects = Vec::new();
     while let Some(batch) = stream.try_next().await? {

@@ -15,7 +15,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::MemoryReservation;
 
 /// Rows looked up together (their slots, spans and bytes stay in the cache meanwhile).
 pub(super) const CHUNK: usize = 512;
@@ -40,7 +41,20 @@ impl KeyColumn {
                     .as_primitive::<Date32Type>()
                     .unary::<_, Int64Type>(i64::from),
             ),
-            _ => Self::Integer(cast(array, &DataType::Int64)?.as_primitive().clone()),
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32 => {
+                Self::Integer(cast(array, &DataType::Int64)?.as_primitive().clone())
+            }
+            other => {
+                return Err(DataFusionError::Internal(format!(
+                    "{other} is not a key type of the key checks"
+                )));
+            }
         })
     }
 
@@ -89,8 +103,8 @@ fn prefetch<T: ?Sized>(value: &T) {
     let _ = value;
 }
 
-/// The table outgrew what a pass may hold (more than 2^32 - 1 keys), or a key is longer
-/// than [`BLOCK`].
+/// The table outgrew the memory budget or what a pass may hold (its slots would pass
+/// 2^32), or a key is as long as a [`BLOCK`].
 pub(super) struct Full;
 
 /// Most bytes per arena block (a key's bytes never span two).
@@ -104,18 +118,31 @@ struct Arena {
 }
 
 impl Arena {
+    /// The bytes a new block for `key` would take, if the last one has no room for it.
+    fn next_block(&self, key: &[u8]) -> Option<usize> {
+        // An empty key needs no bytes (its span is 0, wherever it is).
+        let room = self
+            .blocks
+            .last()
+            .map_or(0, |b| BLOCK.min(b.capacity()) - b.len());
+        (!key.is_empty() && room < key.len()).then(|| {
+            // Blocks double from 4 KiB, so a small table stays small.
+            let last = self.blocks.last().map_or(0, Vec::capacity);
+            (last * 2).clamp(4096, BLOCK).max(key.len())
+        })
+    }
+
     fn push(&mut self, key: &[u8]) -> Result<u64, Full> {
         if key.len() >= BLOCK {
             return Err(Full);
         }
-        let room = self.blocks.last().map_or(0, |b| b.capacity() - b.len());
-        if room < key.len() || self.blocks.is_empty() {
+        if key.is_empty() {
+            return Ok(0);
+        }
+        if let Some(size) = self.next_block(key) {
             if self.blocks.len() == 1 << 20 {
                 return Err(Full);
             }
-            // Blocks double from 4 KiB, so a small table stays small.
-            let last = self.blocks.last().map_or(0, Vec::capacity);
-            let size = (last * 2).clamp(4096, BLOCK).max(key.len());
             self.blocks.push(Vec::with_capacity(size));
         }
         let block = self.blocks.len() - 1;
@@ -126,9 +153,12 @@ impl Arena {
     }
 
     fn get(&self, span: u64) -> &[u8] {
+        let len = span as usize & (BLOCK - 1);
+        if len == 0 {
+            return &[];
+        }
         let block = (span >> 44) as usize;
         let offset = ((span >> 22) as usize) & (BLOCK - 1);
-        let len = span as usize & (BLOCK - 1);
         &self.blocks[block][offset..offset + len]
     }
 
@@ -223,9 +253,22 @@ impl KeyTable {
         }
     }
 
+    /// Reserves in `budget` what the table holds plus `extra` bytes, before allocating them.
+    fn reserve(&self, budget: &MemoryReservation, extra: usize) -> Result<(), Full> {
+        budget
+            .try_resize(self.allocated() + extra)
+            .map_err(|_| Full)
+    }
+
     /// Adds one row of each of `rows` (row, hash) of `keys`: a new key, or one more row of
-    /// a known one.
-    pub(super) fn add(&mut self, keys: &KeyColumn, rows: &[(usize, u64)]) -> Result<(), Full> {
+    /// a known one. Every allocation is reserved in `budget` first (a growing table holds
+    /// its old and new slots at once): `Full` when the budget refuses.
+    pub(super) fn add(
+        &mut self,
+        keys: &KeyColumn,
+        rows: &[(usize, u64)],
+        budget: &MemoryReservation,
+    ) -> Result<(), Full> {
         for &(_, hash) in rows {
             prefetch(&self.slots[self.home(tag_of(hash))]);
         }
@@ -239,6 +282,14 @@ impl KeyTable {
                 }
                 Err(slot) => {
                     let number = u32::try_from(self.len() + 1).map_err(|_| Full)?;
+                    if self.spans.len() == self.spans.capacity() {
+                        // The vectors of spans and counts double.
+                        let per_key = size_of::<u64>() * (1 + usize::from(self.counts.is_some()));
+                        self.reserve(budget, self.spans.capacity().max(4) * per_key)?;
+                    }
+                    if let Some(size) = self.arena.next_block(key) {
+                        self.reserve(budget, size)?;
+                    }
                     self.spans.push(self.arena.push(key)?);
                     if let Some(counts) = &mut self.counts {
                         counts.push(1);
@@ -246,6 +297,7 @@ impl KeyTable {
                     self.slots[slot] = (u64::from(tag_of(hash)) << 32) | u64::from(number);
                     // At most 70 % full, so that runs of taken slots stay short.
                     if self.len() * 10 > self.slots.len() * 7 {
+                        self.reserve(budget, 2 * self.slots.len() * size_of::<u64>())?;
                         self.grow()?;
                     }
                 }
@@ -338,7 +390,15 @@ impl KeyTable {
 mod tests {
     use std::sync::Arc;
 
+    use datafusion::execution::memory_pool::{
+        GreedyMemoryPool, MemoryConsumer, MemoryPool, UnboundedMemoryPool,
+    };
+
     use super::*;
+
+    fn budget(pool: Arc<dyn MemoryPool>) -> MemoryReservation {
+        MemoryConsumer::new("test").register(&pool)
+    }
 
     fn column(keys: &[&str]) -> KeyColumn {
         KeyColumn::of(&(Arc::new(StringArray::from(keys.to_vec())) as ArrayRef)).unwrap()
@@ -353,14 +413,16 @@ mod tests {
         let rows: Vec<(usize, u64)> = (0..present.len()).map(|r| (r, 42 << 32)).collect();
         let mut table = KeyTable::new(true);
         let keys = column(&present);
+        let unbounded = budget(Arc::new(UnboundedMemoryPool::default()));
         for chunk in rows.chunks(CHUNK) {
-            assert!(table.add(&keys, chunk).is_ok());
+            assert!(table.add(&keys, chunk, &unbounded).is_ok());
         }
         // Every key a second time, the first one a third time.
         for chunk in rows.chunks(CHUNK) {
-            assert!(table.add(&keys, chunk).is_ok());
+            assert!(table.add(&keys, chunk, &unbounded).is_ok());
         }
-        assert!(table.add(&keys, &rows[..1]).is_ok());
+        assert!(table.add(&keys, &rows[..1], &unbounded).is_ok());
+        assert!(unbounded.size() >= table.allocated());
         assert_eq!(table.len(), 3000);
         assert!(table.slots.len() >= 4096, "{} slots", table.slots.len());
         assert_eq!((table.key(0), table.count(0)), (&b"k0"[..], 3));
@@ -396,6 +458,40 @@ mod tests {
                 >= 2
         );
         assert!(arena.push(&vec![0; BLOCK]).is_err());
+    }
+
+    /// An empty key takes no bytes, even when the last block is exactly full.
+    #[test]
+    fn an_empty_key_after_a_full_block() {
+        let mut arena = Arena::default();
+        let filler = vec![7u8; 4096];
+        let full = arena.push(&filler).ok().unwrap();
+        assert_eq!(arena.blocks[0].len(), arena.blocks[0].capacity());
+        let empty = arena.push(b"").ok().unwrap();
+        assert_eq!(arena.get(empty), b"");
+        assert_eq!(arena.get(full), &filler[..]);
+        assert_eq!(arena.blocks.len(), 1);
+    }
+
+    /// Growth is reserved before it is allocated: a budget that refuses it stops the table
+    /// with `Full`, and the table never holds more than the budget.
+    #[test]
+    fn the_budget_is_asked_before_growing() {
+        let words: Vec<String> = (0..100_000).map(|i| format!("key-{i:08}")).collect();
+        let keys = column(&words.iter().map(String::as_str).collect::<Vec<_>>());
+        let rows: Vec<(usize, u64)> = (0..words.len())
+            .map(|r| (r, (r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        let limit = 256 << 10;
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(limit));
+        let reservation = budget(pool);
+        let mut table = KeyTable::new(false);
+        let stopped = rows
+            .chunks(CHUNK)
+            .any(|chunk| table.add(&keys, chunk, &reservation).is_err());
+        assert!(stopped);
+        assert!(table.allocated() <= limit, "{} bytes", table.allocated());
+        assert!(table.len() > 1000 && table.len() < words.len());
     }
 
     /// Integers and dates are their values' bytes; nulls are the caller's to skip.

@@ -51,8 +51,10 @@ pub struct KeyFindings {
 /// How keys of a column are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyKind {
-    /// By integer value (any integer width; dates as days).
+    /// By integer value (signed up to 64 bits, unsigned up to 32).
     Integer,
+    /// Dates by their day number; only with dates (SQL would make an integer a date).
+    Date,
     /// By the text's bytes.
     Text,
 }
@@ -66,8 +68,8 @@ impl KeyKind {
             | DataType::Int64
             | DataType::UInt8
             | DataType::UInt16
-            | DataType::UInt32
-            | DataType::Date32 => Some(Self::Integer),
+            | DataType::UInt32 => Some(Self::Integer),
+            DataType::Date32 => Some(Self::Date),
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(Self::Text),
             _ => None,
         }
@@ -75,7 +77,8 @@ impl KeyKind {
 }
 
 /// The pass a key belongs to, from the bottom half of its hash (the table places keys by
-/// the top half, so a pass's keys still spread over the whole table).
+/// the top half, so a pass's keys still spread over the whole table); 24 bits are plenty
+/// for [`MAX_PASSES`].
 fn pass_of(hash: u64, passes: u32) -> u32 {
     (hash as u32 & 0x00ff_ffff) % passes
 }
@@ -178,17 +181,17 @@ async fn fill(
     let (mut buffer, mut nulls) = (Vec::with_capacity(CHUNK), 0);
     let scanned = scan(ctx, table, column, false, |batch| {
         nulls += chunks(hasher, batch, pass, &mut buffer, |rows| {
-            keys.add(batch, rows).map_err(|_| TooBig)
+            keys.add(batch, rows, reservation).map_err(|_| TooBig)
         })?;
-        reservation.try_resize(keys.allocated()).map_err(|_| TooBig)
+        Ok(())
     })
     .await?;
     Ok(scanned.map(|()| nulls))
 }
 
 /// Runs `attempt` with one pass, then, if a pass's keys outgrew the reservation, with as many
-/// passes as the share of `table` read before that suggests (a quarter more, to be safe).
-/// `None` when even [`MAX_PASSES`] would not do.
+/// passes as the share of `table` read before that suggests (a quarter more, to be safe; at
+/// least twice as many, at most [`MAX_PASSES`]). `None` when [`MAX_PASSES`] did not do.
 async fn in_passes<F, Fut>(
     ctx: &SessionContext,
     table: &str,
@@ -211,12 +214,12 @@ where
             Some(rows) => rows,
             None => *table_rows.insert(count_rows(ctx, table).await?),
         };
-        // The pass that stopped held about 1/passes of the keys read so far.
-        let needed = passes as f64 * rows as f64 / stopped.rows.max(1) as f64 * 1.25;
-        passes = (needed.ceil() as u32).max(passes * 2);
-        if passes > MAX_PASSES {
+        if passes == MAX_PASSES {
             return Ok(None);
         }
+        // The pass that stopped held about 1/passes of the keys read so far.
+        let needed = passes as f64 * rows as f64 / stopped.rows.max(1) as f64 * 1.25;
+        passes = (needed.ceil() as u32).max(passes * 2).min(MAX_PASSES);
     }
 }
 
@@ -278,7 +281,7 @@ impl Found {
     ) -> Result<KeyFindings> {
         let (keys, rows): (Vec<_>, Vec<_>) = self.sample.into_iter().unzip();
         let keys: ArrayRef = match kind {
-            KeyKind::Integer => {
+            KeyKind::Integer | KeyKind::Date => {
                 let values: Int64Array = keys
                     .iter()
                     .map(|k| {
@@ -380,33 +383,30 @@ async fn look_up(
         .execute_stream_partitioned()
         .await?;
     let found = Arc::new(Mutex::new(found));
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|mut stream| {
-            let (keys, found, hasher) = (keys.clone(), found.clone(), hasher.clone());
-            tokio::spawn(async move {
-                let (mut buffer, mut numbers) =
-                    (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
-                let mut missing = Vec::new();
-                while let Some(batch) = stream.next().await {
-                    let batch = KeyColumn::of(batch?.column(0))?;
-                    missing.clear();
-                    let Ok(_) = chunks::<Infallible>(&hasher, &batch, pass, &mut buffer, |rows| {
-                        keys.lookup(&batch, rows, &mut numbers, |row| missing.push(row));
-                        Ok(())
-                    });
-                    if !missing.is_empty() {
-                        let mut found = found.lock().expect("no task panics holding it");
-                        found.add_missing(&batch, &missing);
-                    }
+    // A task that fails ends the others: the set aborts them when it is dropped.
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut stream in streams {
+        let (keys, found, hasher) = (keys.clone(), found.clone(), hasher.clone());
+        tasks.spawn(async move {
+            let (mut buffer, mut numbers) = (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
+            let mut missing = Vec::new();
+            while let Some(batch) = stream.next().await {
+                let batch = KeyColumn::of(batch?.column(0))?;
+                missing.clear();
+                let Ok(_) = chunks::<Infallible>(&hasher, &batch, pass, &mut buffer, |rows| {
+                    keys.lookup(&batch, rows, &mut numbers, |row| missing.push(row));
+                    Ok(())
+                });
+                if !missing.is_empty() {
+                    let mut found = found.lock().expect("no task panics holding it");
+                    found.add_missing(&batch, &missing);
                 }
-                Ok::<_, DataFusionError>(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await
-            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+            }
+            Ok::<_, DataFusionError>(())
+        });
+    }
+    while let Some(task) = tasks.join_next().await {
+        task.map_err(|e| DataFusionError::External(Box::new(e)))??;
     }
     let found = Arc::into_inner(found).expect("every task has ended");
     Ok(found.into_inner().expect("no task panicked holding it"))
@@ -661,13 +661,12 @@ mod tests {
                 .unwrap();
             assert_eq!(native, (n, lines.into_iter().collect()), "{column}");
         }
-        // Text against integers compares after a coercion: SQL answers.
-        assert!(
-            missing(&ctx, "t", "code", "r", "id")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        // Text against integers, or integers against dates, compare after a coercion: SQL
+        // answers.
+        for (column, target) in [("code", "id"), ("id", "day")] {
+            let found = missing(&ctx, "t", column, "r", target).await.unwrap();
+            assert!(found.is_none(), "{column} against {target}");
+        }
     }
 
     /// 20,000 rows in two partitions of 10 batches (looked up side by side): keys
@@ -711,7 +710,8 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
+    // Two worker threads, so that the two partitions are looked up side by side.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keys_that_do_not_fit_are_split_into_passes() {
         let (roomy, tight) = (context(64 << 20), context(96 << 10));
         many_keys(&roomy);
