@@ -70,7 +70,7 @@ impl CheckOutcome {
     }
 }
 
-fn ident(name: &str) -> String {
+pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -92,7 +92,7 @@ pub fn parse_age(text: &str) -> Option<Duration> {
     }
 }
 
-async fn scalar_i64(ctx: &SessionContext, sql: &str) -> Result<i64> {
+pub(super) async fn scalar_i64(ctx: &SessionContext, sql: &str) -> Result<i64> {
     let batches = ctx.sql(sql).await?.collect().await?;
     let value = batches
         .iter()
@@ -126,23 +126,33 @@ pub(super) fn json_lines(batches: &[RecordBatch]) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The count `count_sql` gives, and when it is not 0, a sample of `rows_sql`'s rows.
+async fn counted(
+    ctx: &SessionContext,
+    count_sql: &str,
+    rows_sql: &str,
+) -> Result<(i64, Vec<String>)> {
+    let count = scalar_i64(ctx, count_sql).await?;
+    let rows = if count > 0 {
+        sample(ctx, rows_sql).await?
+    } else {
+        Vec::new()
+    };
+    Ok((count, rows))
+}
+
 /// Offending rows by predicate: (count, sample).
 async fn offending(
     ctx: &SessionContext,
     table: &str,
     predicate: &str,
 ) -> Result<(i64, Vec<String>)> {
-    let count = scalar_i64(
+    counted(
         ctx,
         &format!("SELECT COUNT(*) FROM {table} WHERE {predicate}"),
+        &format!("SELECT * FROM {table} WHERE {predicate}"),
     )
-    .await?;
-    let rows = if count > 0 {
-        sample(ctx, &format!("SELECT * FROM {table} WHERE {predicate}")).await?
-    } else {
-        Vec::new()
-    };
-    Ok((count, rows))
+    .await
 }
 
 fn median(values: &[u64]) -> Option<f64> {
@@ -178,12 +188,7 @@ pub(super) async fn duplicates_by_sql(
         "SELECT {cols}, COUNT(*) AS copies FROM {table} GROUP BY {cols} HAVING COUNT(*) > 1",
         cols = cols.join(", ")
     );
-    let n = scalar_i64(ctx, &format!("SELECT COUNT(*) FROM ({groups})")).await?;
-    let rows = if n > 0 {
-        sample(ctx, &groups).await?
-    } else {
-        Vec::new()
-    };
+    let (n, rows) = counted(ctx, &format!("SELECT COUNT(*) FROM ({groups})"), &groups).await?;
     Ok((n as u64, rows))
 }
 
@@ -208,12 +213,7 @@ pub(super) async fn missing_by_sql(
         c = ident(column),
         tc = ident(target_column)
     );
-    let n = scalar_i64(ctx, &format!("SELECT SUM(rows) FROM ({missing})")).await?;
-    let rows = if n > 0 {
-        sample(ctx, &missing).await?
-    } else {
-        Vec::new()
-    };
+    let (n, rows) = counted(ctx, &format!("SELECT SUM(rows) FROM ({missing})"), &missing).await?;
     Ok((n as u64, rows))
 }
 
@@ -414,12 +414,12 @@ pub async fn evaluate(check: &Check, scope: &CheckScope<'_>) -> Result<CheckOutc
             ))
         }
         CheckKind::CustomSql { sql } => {
-            let n = scalar_i64(ctx, &format!("SELECT COUNT(*) FROM ({sql})")).await?;
-            let rows = if n > 0 {
-                sample(ctx, &format!("SELECT * FROM ({sql})")).await?
-            } else {
-                Vec::new()
-            };
+            let (n, rows) = counted(
+                ctx,
+                &format!("SELECT COUNT(*) FROM ({sql})"),
+                &format!("SELECT * FROM ({sql})"),
+            )
+            .await?;
             Ok(outcome(n == 0, format!("{n} rows returned"), rows))
         }
     }

@@ -21,6 +21,21 @@ use datafusion::execution::memory_pool::MemoryReservation;
 /// Rows looked up together (their slots, spans and bytes stay in the cache meanwhile).
 pub(super) const CHUNK: usize = 512;
 
+/// Whether the key checks compare a column of this type as integers: signed up to 64
+/// bits, unsigned up to 32 (what an i64 holds exactly).
+pub(super) fn is_integer_key(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+    )
+}
+
 /// One batch's keys, readable as bytes whatever the column's physical type.
 pub(super) enum KeyColumn {
     /// Integers and dates, widened to 64 bits: a key is a value's 8 bytes.
@@ -41,13 +56,7 @@ impl KeyColumn {
                     .as_primitive::<Date32Type>()
                     .unary::<_, Int64Type>(i64::from),
             ),
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32 => {
+            t if is_integer_key(t) => {
                 Self::Integer(cast(array, &DataType::Int64)?.as_primitive().clone())
             }
             other => {

@@ -18,16 +18,17 @@ use std::convert::Infallible;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use hashbrown::{DefaultHashBuilder, HashMap};
 
-use super::key_table::{CHUNK, KeyColumn, KeyTable};
+use super::evaluate::{ident, scalar_i64};
+use super::key_table::{CHUNK, KeyColumn, KeyTable, is_integer_key};
 
 /// How many offending keys a finding keeps as its sample.
 const SAMPLE: usize = 5;
@@ -62,13 +63,7 @@ enum KeyKind {
 impl KeyKind {
     fn of(data_type: &DataType) -> Option<Self> {
         match data_type {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32 => Some(Self::Integer),
+            t if is_integer_key(t) => Some(Self::Integer),
             DataType::Date32 => Some(Self::Date),
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(Self::Text),
             _ => None,
@@ -122,10 +117,6 @@ struct TooBig;
 #[derive(Debug)]
 struct Stopped {
     rows: u64,
-}
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn key_query(table: &str, column: &str, non_null: bool) -> String {
@@ -212,7 +203,10 @@ where
         };
         let rows = match table_rows {
             Some(rows) => rows,
-            None => *table_rows.insert(count_rows(ctx, table).await?),
+            None => {
+                let rows = scalar_i64(ctx, &format!("SELECT COUNT(*) FROM {table}")).await?;
+                *table_rows.insert(rows.max(0) as u64)
+            }
         };
         if passes == MAX_PASSES {
             return Ok(None);
@@ -221,17 +215,6 @@ where
         let needed = passes as f64 * rows as f64 / stopped.rows.max(1) as f64 * 1.25;
         passes = (needed.ceil() as u32).max(passes * 2).min(MAX_PASSES);
     }
-}
-
-async fn count_rows(ctx: &SessionContext, table: &str) -> Result<u64> {
-    let batches = ctx
-        .sql(&format!("SELECT COUNT(*) FROM {table}"))
-        .await?
-        .collect()
-        .await?;
-    Ok(batches.iter().find(|b| b.num_rows() > 0).map_or(0, |b| {
-        b.column(0).as_primitive::<Int64Type>().value(0) as u64
-    }))
 }
 
 /// Offending keys found so far: how many, and a sample with their copies or rows.
@@ -464,7 +447,10 @@ pub async fn missing(
 mod tests {
     use std::collections::{BTreeSet, HashMap};
 
-    use datafusion::arrow::array::{Array, Date32Array, Float64Array, Int32Array, StringViewArray};
+    use datafusion::arrow::array::{
+        Array, AsArray, Date32Array, Float64Array, Int32Array, StringViewArray,
+    };
+    use datafusion::arrow::datatypes::Int64Type;
     use datafusion::datasource::MemTable;
     use datafusion::execution::memory_pool::FairSpillPool;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
