@@ -235,7 +235,7 @@ pub fn clean_events() -> TableDef {
         name: "events",
         partition_by: Some(EVENT_DATE),
         grain: "one distinct valid event",
-        description: "Typed events that passed every cleaning rule, exact duplicates removed. Each partition is rebuilt from the same raw partition.",
+        description: "Typed events that passed every cleaning rule, exact duplicates removed. Each partition is rebuilt from the same raw partition; within a day, rows are ordered by event_type, then event_time and event_id.",
         columns: vec![
             col(
                 "event_id",
@@ -350,7 +350,7 @@ pub fn fact_user_events() -> TableDef {
         name: "fact_user_events",
         partition_by: Some(EVENT_DATE),
         grain: "one clean event",
-        description: "The fact table of the star schema: one row per clean event, with calendar attributes and denormalised product attributes.",
+        description: "The fact table of the star schema: one row per clean event, with calendar attributes and denormalised product attributes. Within a day, rows are ordered by event_type, then event_time and event_id, so a query on one type (purchases, say) skips the row groups and pages of the others.",
         columns: vec![
             col(
                 "event_id",

@@ -41,7 +41,7 @@ pub fn category_levels(code: &str) -> (&str, Option<&str>, Option<&str>) {
 }
 
 /// The fact rows of a day from its clean rows (in `clean.events` schema, in the order they
-/// are to be written: by event_time then event_id).
+/// are to be written: by event_type, event_time and event_id).
 ///
 /// `day_of_week` is ISO (Monday = 1 ... Sunday = 7); hours are UTC. `category_l3` holds every
 /// level after the second, dotted.
