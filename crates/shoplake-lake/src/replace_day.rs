@@ -154,7 +154,7 @@ fn conform(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use datafusion::arrow::array::{
         ArrayRef, Decimal128Array, Int64Array, StringArray, StringViewArray,
         TimestampMicrosecondArray,
@@ -172,7 +172,7 @@ mod tests {
 
     /// `n` rows of `clean.events` on `date`, every value derived from `tag` and the row, string
     /// columns as views when `views` (the form a run's batches have).
-    fn rows(date: NaiveDate, tag: i64, n: i64, views: bool) -> RecordBatch {
+    pub(crate) fn rows(date: NaiveDate, tag: i64, n: i64, views: bool) -> RecordBatch {
         let def = tables::clean_events();
         let mut fields = Vec::new();
         let mut columns: Vec<ArrayRef> = Vec::new();
@@ -257,7 +257,7 @@ mod tests {
     }
 
     /// `replace_day` on `clean.events` with default commit properties.
-    async fn replace(
+    pub(crate) async fn replace(
         lake: &Lake,
         table: DeltaTable,
         date: NaiveDate,

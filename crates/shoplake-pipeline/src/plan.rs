@@ -126,13 +126,8 @@ pub async fn built_fingerprints(catalog: &SqlCatalog) -> Result<BTreeMap<NaiveDa
 
 /// Plans a run against the lake as `catalog` sees it.
 pub async fn plan(catalog: &SqlCatalog, selection: &Selection) -> Result<RunPlan> {
-    let raw_def = tables::raw_events();
-    let raw_table = catalog
-        .tables()
-        .iter()
-        .find(|(def, _)| def.qualified_name() == raw_def.qualified_name())
-        .and_then(|(_, t)| t.as_ref());
-    let raw_days = match raw_table {
+    let raw_table = catalog.table(&tables::raw_events()).await?;
+    let raw_days = match &raw_table {
         Some(t) => partition_files(t).await?,
         None => BTreeMap::new(),
     };

@@ -16,8 +16,8 @@ pub async fn run(lake: &Lake, args: &StatusArgs) -> Result<(), Exit> {
         "table", "version", "partitions", "rows", "files"
     );
     let catalog = SqlCatalog::open(lake).await?;
-    for (def, table) in catalog.tables() {
-        let Some(table) = table else {
+    for (def, table) in catalog.tables().await? {
+        let Some(table) = &table else {
             println!("{:<24} {:>7}", def.qualified_name(), "-  (not built yet)");
             continue;
         };
