@@ -274,7 +274,12 @@ pub async fn evaluate(check: &Check, scope: &CheckScope<'_>) -> Result<CheckOutc
             };
             let (n, rows) = match found {
                 Some(found) => {
-                    tracing::debug!(table, passes = found.passes, "unique keys checked by hash");
+                    tracing::debug!(
+                        table,
+                        passes = found.passes,
+                        sorted = found.sorted,
+                        "unique keys checked natively"
+                    );
                     (found.offending, json_lines(&[found.sample])?)
                 }
                 None => duplicates_by_sql(ctx, table, columns).await?,
