@@ -378,12 +378,19 @@ async fn sorted_duplicates(
 ) -> Result<Option<Found>> {
     let pool = &ctx.runtime_env().memory_pool;
     let reservation = MemoryConsumer::new(format!("key check on {table}")).register(pool);
+    // The row count (from statistics, mostly) sizes the values once, and a budget too small
+    // for them is known before anything is read.
+    let rows = scalar_i64(ctx, &format!("SELECT COUNT(*) FROM {table}")).await?;
+    let rows = usize::try_from(rows).unwrap_or(0);
+    if reservation.try_grow(rows.saturating_mul(16)).is_err() {
+        return Ok(None);
+    }
     let mut stream = ctx
         .sql(&key_query(table, column, false))
         .await?
         .execute_stream()
         .await?;
-    let (mut values, mut nulls) = (Vec::<u64>::new(), 0u64);
+    let (mut values, mut nulls) = (Vec::<u64>::with_capacity(rows), 0u64);
     while let Some(batch) = stream.next().await {
         let KeyColumn::Integer(ints) = KeyColumn::of(batch?.column(0))? else {
             return Err(DataFusionError::Internal(format!(
@@ -392,8 +399,8 @@ async fn sorted_duplicates(
         };
         let needed = values.len() + ints.len();
         if needed > values.capacity() {
-            // Reserved before it is allocated: the vector at its new capacity, and the
-            // scratch the sort will need beside it.
+            // More rows than counted. Reserved before it is allocated: the vector at its new
+            // capacity, and the scratch the sort will need beside it.
             let capacity = needed.max(values.capacity() * 2);
             if reservation.try_resize((capacity + needed) * 8).is_err() {
                 return Ok(None);
