@@ -2,8 +2,9 @@
 //!
 //! Working a day at a time bounds memory by the size of the largest day, whatever the size
 //! of the lake: duplicates are found by a 128-bit key per valid row (16 bytes a row, in a
-//! set that lives for the day), the day's distinct rows are sorted (spilling beyond the
-//! session's memory budget) and written with a partition replace.
+//! set that lives for the day), the day's distinct rows are sorted (by DataFusion, which
+//! spills, when the session's memory budget cannot hold the sort) and written with a
+//! partition replace.
 //!
 //! A day is sorted by (event_type, event_time, event_id) ([`order`]): clustered by event
 //! type, in time order within each type. Most questions asked of the events name one type (purchases,
@@ -88,6 +89,7 @@ pub async fn clean_day(
     }
     drop(seen);
     let split_seconds = started.elapsed().as_secs_f64();
+    let sort_started = std::time::Instant::now();
     let ctx = SessionContext::new_with_state(raw_ctx.state());
 
     let clean = match order::sort_day(&valid, &ctx.runtime_env().memory_pool)? {
@@ -109,6 +111,7 @@ pub async fn clean_day(
         }
     };
 
+    let sort_seconds = sort_started.elapsed().as_secs_f64();
     let rejects = if rejects.is_empty() {
         rejects
     } else {
@@ -124,7 +127,7 @@ pub async fn clean_day(
     tracing::debug!(
         day = %date,
         read_and_split = split_seconds,
-        sort = started.elapsed().as_secs_f64() - split_seconds,
+        sort = sort_seconds,
         "day cleaned"
     );
     Ok(CleanDay {
