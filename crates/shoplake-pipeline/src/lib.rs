@@ -17,6 +17,7 @@ pub mod gates;
 pub mod model;
 pub mod plan;
 pub mod run;
+mod texts;
 
 pub use error::{PipelineError, Result};
 pub use plan::{DayReason, PlannedDay, RunPlan, Selection};

@@ -5,15 +5,19 @@
 use std::sync::Arc;
 
 use shoplake_lake::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Builder, Decimal128Builder, Int64Builder, RecordBatch,
-    StringArray, StringBuilder, StringViewArray, TimestampMicrosecondBuilder, UInt32Array,
+    Array, ArrayRef, Date32Builder, Decimal128Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder, UInt32Array,
 };
 use shoplake_lake::arrow::compute::{cast, take};
-use shoplake_lake::arrow::datatypes::DataType;
 use shoplake_lake::arrow::error::ArrowError;
 use shoplake_lake::tables;
 
 use super::keys::KeySet;
+use crate::error::Result;
+use crate::texts::Texts;
+
+/// The table a split reads, as its errors name it.
+const RAW: &str = "raw.events";
 use super::rules::{RawFields, RejectReason, identity, validate};
 
 /// The valid and rejected rows of one raw batch.
@@ -33,55 +37,18 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowE
         .ok_or_else(|| ArrowError::SchemaError(format!("raw batch has no column {name}")))
 }
 
-/// A raw text field as the scan delivers it (DataFusion reads Parquet strings as views),
-/// read in place: a cast to plain strings would copy every string of the batch.
-enum RawText {
-    Utf8(StringArray),
-    View(StringViewArray),
-}
-
-impl RawText {
-    fn of(batch: &RecordBatch, name: &str) -> Result<Self, ArrowError> {
-        let array = column(batch, name)?;
-        Ok(match array.data_type() {
-            DataType::Utf8View => Self::View(array.as_string_view().clone()),
-            DataType::Utf8 => Self::Utf8(array.as_string::<i32>().clone()),
-            _ => Self::Utf8(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
-        })
-    }
-
-    fn is_null(&self, i: usize) -> bool {
-        match self {
-            Self::Utf8(a) => a.is_null(i),
-            Self::View(a) => a.is_null(i),
-        }
-    }
-
-    fn value(&self, i: usize) -> &str {
-        match self {
-            Self::Utf8(a) => a.value(i),
-            Self::View(a) => a.value(i),
-        }
-    }
-
-    /// Row `i`'s text, "" when null.
-    fn get(&self, i: usize) -> &str {
-        if self.is_null(i) { "" } else { self.value(i) }
-    }
-}
-
 /// Splits a batch of `raw.events` rows. `seen` holds the row keys of the valid rows kept so
 /// far (of this day: two copies of a row have the same event_time) and gains this batch's.
 ///
 /// Rows are equal when their nine source fields are equal as delivered, which is also what
 /// makes their event ids equal; the 128-bit key makes a false match (about 10^-20 among
 /// 2^64 rows) the only way two different rows could be merged.
-pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split, ArrowError> {
-    let fields: Vec<RawText> = tables::SOURCE_COLUMNS
+pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split> {
+    let fields: Vec<Texts> = tables::SOURCE_COLUMNS
         .iter()
-        .map(|n| RawText::of(raw, n))
-        .collect::<Result<_, _>>()?;
-    let error = RawText::of(raw, "_error")?;
+        .map(|n| Texts::of(raw, RAW, n))
+        .collect::<Result<_>>()?;
+    let error = Texts::of(raw, RAW, "_error")?;
     let rows = raw.num_rows();
 
     let clean_def = tables::clean_events();

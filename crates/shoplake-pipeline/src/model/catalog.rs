@@ -19,9 +19,10 @@ use shoplake_lake::arrow::datatypes::{Decimal128Type, Int64Type, TimestampMicros
 use shoplake_lake::datafusion::prelude::SessionContext;
 use shoplake_lake::tables;
 
-use super::columns::{Counts, Texts, counts, int, price, primitive, text, time};
+use super::columns::{Counts, FACT, counts, int, price, primitive, text, time};
 use super::fact_user_events::category_levels;
 use crate::error::Result;
+use crate::texts::Texts;
 
 /// The fact columns the fold reads.
 const SQL: &str = "SELECT product_id, category_id, category_code, brand, price, event_time, \
@@ -90,12 +91,12 @@ impl Fold {
     pub(crate) fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         let product = primitive::<Int64Type>(batch, "product_id")?;
         let category = primitive::<Int64Type>(batch, "category_id")?;
-        let code = Texts::of(batch, "category_code")?;
-        let brand = Texts::of(batch, "brand")?;
+        let code = Texts::of(batch, FACT, "category_code")?;
+        let brand = Texts::of(batch, FACT, "brand")?;
         let price = primitive::<Decimal128Type>(batch, "price")?;
         let time = primitive::<TimestampMicrosecondType>(batch, "event_time")?;
         let id = primitive::<Int64Type>(batch, "event_id")?;
-        let kind = Texts::of(batch, "event_type")?;
+        let kind = Texts::of(batch, FACT, "event_type")?;
         // Every column is declared non-null in the fact table.
         for i in 0..batch.num_rows() {
             let at = (time.value(i), id.value(i));

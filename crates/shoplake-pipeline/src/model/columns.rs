@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use shoplake_lake::arrow::array::{
     Array, ArrayRef, AsArray, Decimal128Array, Int64Array, PrimitiveArray, RecordBatch,
-    StringArray, StringBuilder, StringViewArray, TimestampMicrosecondArray,
+    StringBuilder, TimestampMicrosecondArray,
 };
 use shoplake_lake::arrow::datatypes::{ArrowPrimitiveType, DataType};
 use shoplake_lake::tables::TableDef;
 
 use crate::error::{PipelineError, Result};
+
+/// The table the folds read, as their errors name it.
+pub(crate) const FACT: &str = "model.fact_user_events";
 
 /// Event counts per type and revenue (cents), as in the SQL dimensions.
 #[derive(Debug, Default, Clone, Copy)]
@@ -73,32 +76,6 @@ pub(crate) fn primitive<'a, T: ArrowPrimitiveType>(
             T::DATA_TYPE
         ))
     })
-}
-
-/// A text column as the scan delivers it: DataFusion reads Parquet strings as views.
-pub(crate) enum Texts<'a> {
-    Utf8(&'a StringArray),
-    View(&'a StringViewArray),
-}
-
-impl<'a> Texts<'a> {
-    pub(crate) fn of(batch: &'a RecordBatch, name: &str) -> Result<Self> {
-        let array = column(batch, name)?;
-        match array.data_type() {
-            DataType::Utf8 => Ok(Texts::Utf8(array.as_string::<i32>())),
-            DataType::Utf8View => Ok(Texts::View(array.as_string_view())),
-            other => Err(PipelineError::Contract(format!(
-                "model.fact_user_events.{name} is {other}, not text"
-            ))),
-        }
-    }
-
-    pub(crate) fn value(&self, i: usize) -> &'a str {
-        match self {
-            Texts::Utf8(a) => a.value(i),
-            Texts::View(a) => a.value(i),
-        }
-    }
 }
 
 pub(crate) fn int(values: impl Iterator<Item = i64>) -> ArrayRef {

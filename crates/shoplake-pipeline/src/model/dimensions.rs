@@ -49,8 +49,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::catalog::{CatalogDimensions, Fold};
-use super::columns::{Counts, Texts, counts, int, primitive, time};
+use super::columns::{Counts, FACT, counts, int, primitive, time};
 use crate::error::{PipelineError, Result};
+use crate::texts::Texts;
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
@@ -297,12 +298,12 @@ impl DayFold {
     }
 
     fn add(&mut self, batch: &RecordBatch) -> Result<()> {
-        let session = Texts::of(batch, "session_id")?;
+        let session = Texts::of(batch, FACT, "session_id")?;
         let user = primitive::<Int64Type>(batch, "user_id")?;
         let product = primitive::<Int64Type>(batch, "product_id")?;
         let time = primitive::<TimestampMicrosecondType>(batch, "event_time")?;
         let id = primitive::<Int64Type>(batch, "event_id")?;
-        let kind = Texts::of(batch, "event_type")?;
+        let kind = Texts::of(batch, FACT, "event_type")?;
         let price = primitive::<Decimal128Type>(batch, "price")?;
         // Every column is declared non-null in the fact table.
         for i in 0..batch.num_rows() {
