@@ -21,6 +21,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::{LakeError, Result};
 use crate::lake::Lake;
+use crate::stats_counts::LakeTableProvider;
 use crate::tables::{self, TableDef};
 
 /// SQL options that refuse anything but reading (no DDL, no DML, no `SET`).
@@ -144,7 +145,8 @@ impl LazyTable {
                             .build();
                         t.update_datafusion_session(&state)
                             .map_err(|e| LakeError::delta(self.def.qualified_name(), e))?;
-                        t.table_provider().await?
+                        // Wrapped, so that counts can be answered from the files' statistics.
+                        Arc::new(LakeTableProvider::new(t.clone(), t.table_provider().await?))
                     }
                     None => Arc::new(MemTable::try_new(self.def.arrow_schema(), vec![vec![]])?),
                 };

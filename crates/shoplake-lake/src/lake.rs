@@ -13,6 +13,7 @@ use deltalake::delta_datafusion::planner::DeltaPlanner;
 use url::Url;
 
 use crate::error::{LakeError, Result};
+use crate::stats_counts::CountsFromStatistics;
 use crate::tables::TableDef;
 
 /// Default memory budget of the query engine: enough for a day of a large store.
@@ -183,6 +184,7 @@ impl Lake {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_query_planner(DeltaPlanner::new())
+            .with_optimizer_rule(Arc::new(CountsFromStatistics))
             .build();
         SessionContext::new_with_state(state)
     }

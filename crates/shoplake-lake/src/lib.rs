@@ -16,6 +16,7 @@ pub mod lake;
 pub mod partitions;
 pub mod progress;
 pub mod replace_day;
+pub mod stats_counts;
 pub mod tables;
 pub mod write;
 

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, Date32Array, RecordBatch};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast, partition};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use delta_kernel::expressions::Scalar;
 use deltalake::kernel::Action;
@@ -66,13 +67,23 @@ pub async fn replace_day(
         .map_err(delta)?
         .with_writer_properties(writer_properties());
     let partition = IndexMap::from([(EVENT_DATE.to_string(), Scalar::Date(date_to_days(date)))]);
+    let mut adds = Vec::new();
+    // The value of `def.file_per_value_of` in the file being written.
+    let mut file_value: Option<ScalarValue> = None;
     for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
-        writer
-            .write_partition(batch, &partition, deltalake::writer::WriteMode::Default)
-            .await
-            .map_err(delta)?;
+        for (slice, value) in runs_of(&batch, def.file_per_value_of)? {
+            if file_value.is_some() && file_value != value {
+                // Flushing closes the file; the next rows open another.
+                adds.extend(writer.flush().await.map_err(delta)?);
+            }
+            file_value = value;
+            writer
+                .write_partition(slice, &partition, deltalake::writer::WriteMode::Default)
+                .await
+                .map_err(delta)?;
+        }
     }
-    let adds = writer.flush().await.map_err(delta)?;
+    adds.extend(writer.flush().await.map_err(delta)?);
 
     let day = date.format("%Y-%m-%d").to_string();
     let of_day = [(EVENT_DATE, FilterOp::Eq, FilterValue::Scalar(day.as_str()))];
@@ -103,6 +114,31 @@ pub async fn replace_day(
         .await
         .map_err(delta)?;
     Ok(table)
+}
+
+/// `batch` cut into runs of one value of `column` (the whole batch, with no value, when the
+/// table has no such column).
+fn runs_of(
+    batch: &RecordBatch,
+    column: Option<&str>,
+) -> Result<Vec<(RecordBatch, Option<ScalarValue>)>> {
+    let Some(column) = column else {
+        return Ok(vec![(batch.clone(), None)]);
+    };
+    let values = batch
+        .column_by_name(column)
+        .ok_or_else(|| LakeError::Inconsistent(format!("rows to write have no column {column}")))?;
+    partition(std::slice::from_ref(values))?
+        .ranges()
+        .into_iter()
+        .map(|range| {
+            let value = ScalarValue::try_from_array(values, range.start)?;
+            Ok((
+                batch.slice(range.start, range.end - range.start),
+                Some(value),
+            ))
+        })
+        .collect()
 }
 
 /// Brings a batch to the table's declared types (string views become strings) and checks

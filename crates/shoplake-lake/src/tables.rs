@@ -52,6 +52,10 @@ pub struct TableDef {
     pub name: &'static str,
     /// Partition column, if any.
     pub partition_by: Option<&'static str>,
+    /// A column a day partition's rows arrive sorted by, written one file per value, so that
+    /// every file's (and row group's) statistics show one value of it: counts by that column
+    /// come from file footers (see [`crate::stats_counts`]) and a filter on it skips whole files.
+    pub file_per_value_of: Option<&'static str>,
     /// What one row is.
     pub grain: &'static str,
     /// What the table is for.
@@ -222,6 +226,7 @@ pub fn raw_events() -> TableDef {
         layer: "raw",
         name: "events",
         partition_by: Some(EVENT_DATE),
+        file_per_value_of: None,
         grain: "one line of a source file",
         description: "Every ingested line, kept as delivered (text), with its lineage. Append only; a file is ingested once (by content hash).",
         columns,
@@ -234,8 +239,9 @@ pub fn clean_events() -> TableDef {
         layer: "clean",
         name: "events",
         partition_by: Some(EVENT_DATE),
+        file_per_value_of: Some("event_type"),
         grain: "one distinct valid event",
-        description: "Typed events that passed every cleaning rule, exact duplicates removed. Each partition is rebuilt from the same raw partition; within a day, rows are ordered by event_type, then event_time and event_id.",
+        description: "Typed events that passed every cleaning rule, exact duplicates removed. Each partition is rebuilt from the same raw partition; within a day, rows are ordered by event_type, then event_time and event_id, one file per event type.",
         columns: vec![
             col(
                 "event_id",
@@ -337,6 +343,7 @@ pub fn clean_rejects() -> TableDef {
         layer: "clean",
         name: "rejects",
         partition_by: Some(EVENT_DATE),
+        file_per_value_of: None,
         grain: "one raw row that failed a cleaning rule",
         description: "Quarantine: every raw row that did not pass, with its original text and the first rule it failed. Raw rows = clean rows + duplicates removed + rejects, per day.",
         columns,
@@ -349,8 +356,9 @@ pub fn fact_user_events() -> TableDef {
         layer: "model",
         name: "fact_user_events",
         partition_by: Some(EVENT_DATE),
+        file_per_value_of: Some("event_type"),
         grain: "one clean event",
-        description: "The fact table of the star schema: one row per clean event, with calendar attributes and denormalised product attributes. Within a day, rows are ordered by event_type, then event_time and event_id, so a query on one type (purchases, say) skips the row groups and pages of the others.",
+        description: "The fact table of the star schema: one row per clean event, with calendar attributes and denormalised product attributes. Within a day, rows are ordered by event_type, then event_time and event_id, one file per event type, so a query on one type (purchases, say) skips the other types' files, and counts by day and type come from the files' statistics.",
         columns: vec![
             col(
                 "event_id",
@@ -567,6 +575,7 @@ pub fn dim_users() -> TableDef {
         layer: "model",
         name: "dim_users",
         partition_by: None,
+        file_per_value_of: None,
         grain: "one user",
         description: "Users with their activity, rebuilt from the fact table on every run so it always agrees with it.",
         columns,
@@ -645,6 +654,7 @@ pub fn dim_products() -> TableDef {
         layer: "model",
         name: "dim_products",
         partition_by: None,
+        file_per_value_of: None,
         grain: "one product",
         description: "Products with their latest attributes and activity, rebuilt from the fact table on every run.",
         columns,
@@ -702,6 +712,7 @@ pub fn dim_categories() -> TableDef {
         layer: "model",
         name: "dim_categories",
         partition_by: None,
+        file_per_value_of: None,
         grain: "one category id",
         description: "Categories with their path split into levels and their activity, rebuilt from the fact table on every run.",
         columns,
@@ -773,6 +784,7 @@ pub fn dim_sessions() -> TableDef {
         layer: "model",
         name: "dim_sessions",
         partition_by: None,
+        file_per_value_of: None,
         grain: "one session",
         description: "Sessions: start, end, duration, counts per event type, conversion and revenue. Rebuilt from the fact table on every run, so sessions crossing midnight are whole.",
         columns,
@@ -786,6 +798,7 @@ pub fn dim_time() -> TableDef {
         layer: "model",
         name: "dim_time",
         partition_by: None,
+        file_per_value_of: None,
         grain: "one calendar day",
         description: "Calendar of every day from the first to the last day of the fact table (days without events included).",
         columns: vec![
@@ -841,6 +854,7 @@ pub fn meta_ingests() -> TableDef {
         layer: "meta",
         name: "ingests",
         partition_by: None,
+        file_per_value_of: None,
         grain: "one ingested file",
         description: "Log of ingest batches: which file, how many lines, which days it touched.",
         columns: vec![
@@ -932,6 +946,7 @@ pub fn meta_runs() -> TableDef {
         layer: "meta",
         name: "runs",
         partition_by: None,
+        file_per_value_of: None,
         grain: "one run of `shoplake run` that got to its end, held days and dimensions included",
         description: "Run log: what each run rebuilt, its row accounting and its timings.",
         columns: vec![
@@ -994,6 +1009,7 @@ pub fn meta_run_days() -> TableDef {
         layer: "meta",
         name: "run_days",
         partition_by: None,
+        file_per_value_of: None,
         grain: "one partition rebuilt by one run",
         description: "Row accounting per rebuilt day (raw = clean + duplicates + rejected) and the fingerprint of the raw files it was built from; a day whose raw files no longer match its latest fingerprint is rebuilt by the next run.",
         columns: vec![
@@ -1034,6 +1050,7 @@ pub fn quality_results() -> TableDef {
         layer: "quality",
         name: "results",
         partition_by: None,
+        file_per_value_of: None,
         grain: "one check evaluated on one table (or one day partition of it) by one run",
         description: "Every check result of every run and of `shoplake check`: what was checked, whether it passed, what was observed against which threshold, and a sample of failing rows.",
         columns: vec![

@@ -258,9 +258,11 @@ async fn fixture_lands_cleans_and_models_exactly() {
     );
 }
 
-/// A day's file of clean.events and of the fact, read in the order it holds its rows, equals
-/// the same rows sorted by SQL's ORDER BY event_type, event_time, event_id: the clustering
-/// that lets a query on one event type skip the others' row groups.
+/// A day's files of clean.events and of the fact, read in the order they hold their rows
+/// (files taken in the order of their event type), equal the same rows sorted by SQL's
+/// ORDER BY event_type, event_time, event_id: the clustering that lets a query on one event
+/// type skip the others. A day written into an existing table has one file per event type
+/// (the first day creates the table in one file).
 #[tokio::test]
 async fn a_day_is_written_clustered_by_event_type() {
     use shoplake_lake::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -274,44 +276,65 @@ async fn a_day_is_written_clustered_by_event_type() {
     for def in [tables::clean_events(), tables::fact_user_events()] {
         let name = def.qualified_name();
         let table = catalog.table(&def).await.unwrap().unwrap();
-        let files: Vec<String> = table
-            .get_file_uris()
-            .unwrap()
-            .filter(|f| f.contains("event_date=2020-04-01"))
-            .collect();
-        assert_eq!(files.len(), 1, "{name}: {files:?}");
-        let path = files[0].strip_prefix("file://").unwrap_or(&files[0]);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<_> = reader
-            .map(|b| {
-                let b = b.unwrap();
-                let columns = ["event_type", "event_time", "event_id"]
-                    .map(|c| b.column_by_name(c).unwrap().clone());
-                shoplake_lake::arrow::array::RecordBatch::try_from_iter(
-                    ["event_type", "event_time", "event_id"]
-                        .into_iter()
-                        .zip(columns),
-                )
+        for (day, types, rows_of_day) in [("2020-04-01", 4, 8), ("2020-04-02", 3, 5)] {
+            let files: Vec<String> = table
+                .get_file_uris()
                 .unwrap()
-            })
-            .collect();
-        let in_file = lines(&batches);
-        let sorted = rows(
-            &lake,
-            &format!(
-                "SELECT event_type, event_time, event_id FROM {name} \
-                 WHERE event_date = DATE '2020-04-01' ORDER BY event_type, event_time, event_id"
-            ),
-        )
-        .await;
-        assert_eq!(in_file.len(), 8, "{name}");
-        assert_eq!(in_file, sorted, "{name}");
-        // Not time order alone: the fixture's day has types out of time order.
-        let mut by_time = in_file.clone();
-        by_time.sort_by(|a, b| a.split('|').nth(1).cmp(&b.split('|').nth(1)));
-        assert_ne!(in_file, by_time, "{name}");
+                .filter(|f| f.contains(&format!("event_date={day}")))
+                .collect();
+            let mut in_files: Vec<Vec<String>> = files
+                .iter()
+                .map(|uri| {
+                    let path = uri.strip_prefix("file://").unwrap_or(uri);
+                    let file = std::fs::File::open(path).unwrap();
+                    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                        .unwrap()
+                        .build()
+                        .unwrap();
+                    let columns = ["event_type", "event_time", "event_id"];
+                    let batches: Vec<_> = reader
+                        .map(|b| {
+                            let b = b.unwrap();
+                            let picked = columns.map(|c| b.column_by_name(c).unwrap().clone());
+                            shoplake_lake::arrow::array::RecordBatch::try_from_iter(
+                                columns.into_iter().zip(picked),
+                            )
+                            .unwrap()
+                        })
+                        .collect();
+                    lines(&batches)
+                })
+                .collect();
+            let file_types: Vec<usize> = in_files
+                .iter()
+                .map(|rows| {
+                    let mut types: Vec<&str> =
+                        rows.iter().map(|r| r.split('|').next().unwrap()).collect();
+                    types.dedup();
+                    types.len()
+                })
+                .collect();
+            if day == "2020-04-01" {
+                assert_eq!(file_types, [types], "{name} {day}");
+            } else {
+                assert_eq!(file_types, vec![1; types], "{name} {day}");
+            }
+            in_files.sort();
+            let in_files: Vec<String> = in_files.concat();
+            let sorted = rows(
+                &lake,
+                &format!(
+                    "SELECT event_type, event_time, event_id FROM {name} \
+                     WHERE event_date = DATE '{day}' ORDER BY event_type, event_time, event_id"
+                ),
+            )
+            .await;
+            assert_eq!(in_files.len(), rows_of_day, "{name} {day}");
+            assert_eq!(in_files, sorted, "{name} {day}");
+            // Not time order alone: the fixture's days have types out of time order.
+            let mut by_time = in_files.clone();
+            by_time.sort_by(|a, b| a.split('|').nth(1).cmp(&b.split('|').nth(1)));
+            assert_ne!(in_files, by_time, "{name} {day}");
+        }
     }
 }
