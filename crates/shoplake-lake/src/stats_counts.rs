@@ -35,7 +35,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Constraints, DFSchema, DataFusionError, ScalarValue, Statistics};
 use datafusion::datasource::{TableType, provider_as_source, source_as_provider};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -169,6 +169,7 @@ impl OptimizerRule for CountsFromStatistics {
 struct GroupColumn {
     name: String,
     data_type: DataType,
+    nullable: bool,
     partition: bool,
 }
 
@@ -316,11 +317,29 @@ impl CountPlan {
             groups.push(GroupColumn {
                 name: name.to_string(),
                 data_type: field.data_type().clone(),
+                nullable: field.is_nullable(),
                 partition,
             });
         }
-        // Filters may only name partition columns: they then choose whole files.
+        // Filters may only name partition columns: they then choose whole files. They are
+        // evaluated here, once per file, so they must be plain (no subquery, no random()).
         for filter in filters {
+            let plain = !filter.is_volatile()
+                && !filter
+                    .exists(|e| {
+                        Ok(matches!(
+                            e,
+                            Expr::ScalarSubquery(_)
+                                | Expr::Exists(_)
+                                | Expr::InSubquery(_)
+                                | Expr::OuterReferenceColumn(..)
+                                | Expr::Placeholder(_)
+                        ))
+                    })
+                    .unwrap_or(true);
+            if !plain {
+                return Ok(None);
+            }
             let names_partitions = filter
                 .column_refs()
                 .iter()
@@ -375,14 +394,17 @@ impl CountPlan {
             return Ok(None);
         }
         if !filters.is_empty() {
-            let keep = files_passing(
+            // A filter this evaluation cannot take is left to the scan.
+            let Ok(keep) = files_passing(
                 scan,
                 &schema,
                 &partition_order,
                 partition_texts,
                 filters,
                 files.len(),
-            )?;
+            ) else {
+                return Ok(None);
+            };
             files = files
                 .into_iter()
                 .zip(keep)
@@ -402,7 +424,7 @@ impl CountPlan {
         let mut fields: Vec<Field> = self
             .groups
             .iter()
-            .map(|g| Field::new(&g.name, g.data_type.clone(), true))
+            .map(|g| Field::new(&g.name, g.data_type.clone(), g.nullable))
             .collect();
         fields.push(Field::new(ROWS, DataType::Int64, false));
         let schema: SchemaRef = Arc::new(Schema::new(fields));
@@ -679,6 +701,13 @@ fn one_value_per_row_group(
 ) -> datafusion::error::Result<Vec<Option<ScalarValue>>> {
     let parquet = metadata.metadata();
     let row_groups = parquet.row_groups();
+    if metadata.schema().field_with_name(column).is_err() {
+        // A column added after the file was written: null in all of its rows.
+        return Ok(vec![
+            Some(ScalarValue::try_from(data_type)?);
+            row_groups.len()
+        ]);
+    }
     let converter = StatisticsConverter::try_new(
         column,
         metadata.schema(),
