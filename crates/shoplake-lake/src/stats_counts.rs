@@ -31,12 +31,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::util::display::FormatOptions;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Constraints, DFSchema, DataFusionError, ScalarValue, Statistics};
+use datafusion::common::{
+    Column, Constraints, DFSchema, DataFusionError, ScalarValue, Statistics, TableReference,
+};
 use datafusion::datasource::{TableType, provider_as_source, source_as_provider};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::functions_aggregate::expr_fn::sum;
@@ -64,6 +67,13 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 #[cfg(doc)]
 use crate::tables::TableDef;
+
+/// Casts of partition values that fail on text the type cannot hold (instead of making it
+/// null), as a scan would.
+const STRICT: CastOptions<'static> = CastOptions {
+    safe: false,
+    format_options: FormatOptions::new(),
+};
 
 /// The column of row counts in the rewritten plan.
 const ROWS: &str = "__shoplake_rows";
@@ -204,7 +214,7 @@ fn rewrite(aggregate: &Aggregate) -> datafusion::error::Result<Option<LogicalPla
     if !aggregate.aggr_expr.iter().all(is_count_of_rows) {
         return Ok(None);
     }
-    let Some((scan, mut filters)) = scan_below(&aggregate.input) else {
+    let Some((scan, mut filters, alias)) = scan_below(&aggregate.input) else {
         return Ok(None);
     };
     if scan.fetch.is_some() {
@@ -217,13 +227,14 @@ fn rewrite(aggregate: &Aggregate) -> datafusion::error::Result<Option<LogicalPla
     let Some(lake_table) = provider.downcast_ref::<LakeTableProvider>() else {
         return Ok(None);
     };
-    let Some(plan) = CountPlan::new(lake_table, scan, &group_names, &filters)? else {
+    let Some(plan) = CountPlan::new(lake_table, &group_names, &filters)? else {
         return Ok(None);
     };
 
     let source = provider_as_source(Arc::new(plan.into_table()?));
-    let counts =
-        LogicalPlan::TableScan(TableScanBuilder::new(scan.table_name.clone(), source).build()?);
+    let counts = LogicalPlan::TableScan(
+        TableScanBuilder::new(alias.unwrap_or_else(|| scan.table_name.clone()), source).build()?,
+    );
     let group_fields = aggregate.group_expr.len();
     let sums = aggregate
         .aggr_expr
@@ -251,20 +262,26 @@ fn is_count_of_rows(expr: &Expr) -> bool {
         && matches!(p.args.as_slice(), [Expr::Literal(v, _)] if !v.is_null())
 }
 
-/// The table scan below an aggregate, through projections of plain columns and filters
-/// (returned, to be checked by the caller).
-fn scan_below(plan: &LogicalPlan) -> Option<(&TableScan, Vec<Expr>)> {
+/// The table scan below an aggregate, through projections of plain columns, filters (returned,
+/// to be checked by the caller) and table aliases (the outermost returned: the name the
+/// aggregate's columns are qualified with).
+fn scan_below(plan: &LogicalPlan) -> Option<(&TableScan, Vec<Expr>, Option<TableReference>)> {
     let mut filters = Vec::new();
+    let mut alias = None;
     let mut plan = plan;
     loop {
         match plan {
-            LogicalPlan::TableScan(scan) => return Some((scan, filters)),
+            LogicalPlan::TableScan(scan) => return Some((scan, filters, alias)),
             LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
                 plan = &p.input;
             }
             LogicalPlan::Filter(f) => {
                 filters.extend(split_conjunction(&f.predicate).into_iter().cloned());
                 plan = &f.input;
+            }
+            LogicalPlan::SubqueryAlias(a) => {
+                alias.get_or_insert_with(|| a.alias.clone());
+                plan = &a.input;
             }
             _ => return None,
         }
@@ -283,7 +300,6 @@ impl CountPlan {
     /// `None` when the table or the grouped columns are of a kind this rule leaves to a scan.
     fn new(
         lake_table: &LakeTableProvider,
-        scan: &TableScan,
         group_names: &[&str],
         filters: &[Expr],
     ) -> datafusion::error::Result<Option<Self>> {
@@ -396,7 +412,6 @@ impl CountPlan {
         if !filters.is_empty() {
             // A filter this evaluation cannot take is left to the scan.
             let Ok(keep) = files_passing(
-                scan,
                 &schema,
                 &partition_order,
                 partition_texts,
@@ -430,7 +445,7 @@ impl CountPlan {
         let schema: SchemaRef = Arc::new(Schema::new(fields));
         let groups = Arc::new(self.groups);
         let mut files = self.files;
-        files.sort_by(|a, b| b.size.cmp(&a.size));
+        files.sort_by_key(|f| std::cmp::Reverse(f.size));
         let mut shares: Vec<Vec<FileToCount>> = vec![Vec::new(), Vec::new()];
         let mut bytes = [0u64; 2];
         for file in files {
@@ -492,7 +507,6 @@ fn single_valued_in_log(stats: Option<&str>, groups: &[GroupColumn]) -> bool {
 /// Which files the filters (on partition columns only) keep: each is evaluated over one row
 /// per file holding the file's partition values, typed as the table declares them.
 fn files_passing(
-    scan: &TableScan,
     schema: &SchemaRef,
     partition_order: &[&str],
     partition_texts: Vec<Vec<Option<String>>>,
@@ -504,7 +518,7 @@ fn files_passing(
     for (name, texts) in partition_order.iter().zip(partition_texts) {
         let field = schema.field_with_name(name)?;
         let texts: ArrayRef = Arc::new(StringArray::from(texts));
-        columns.push(cast(&texts, field.data_type())?);
+        columns.push(cast_with_options(&texts, field.data_type(), &STRICT)?);
         fields.push(Field::new(*name, field.data_type().clone(), true));
     }
     let schema = Arc::new(Schema::new(fields));
@@ -513,12 +527,22 @@ fn files_passing(
         columns,
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(file_count)),
     )?;
-    let df_schema = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &schema)?;
+    // Filters above an alias name it, those below the table: columns are matched by name.
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
     let props = ExecutionProps::new();
     let mut keep = vec![true; file_count];
     for filter in filters {
+        let unqualified = filter
+            .clone()
+            .transform_up(|e| match e {
+                Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                    c.name,
+                )))),
+                other => Ok(Transformed::no(other)),
+            })?
+            .data;
         let predicate = create_physical_expr(
-            filter,
+            &unqualified,
             &df_schema,
             &props,
             &PhysicalPlanningContext::default(),
@@ -576,7 +600,7 @@ async fn count_file(
     schema: SchemaRef,
 ) -> datafusion::error::Result<BoxStream<'static, datafusion::error::Result<RecordBatch>>> {
     // Partition columns' values, one per grouped column (`None` for data columns).
-    let constants: Vec<Option<ScalarValue>> = groups
+    let mut constants: Vec<Option<ScalarValue>> = groups
         .iter()
         .zip(&file.partition_values)
         .map(|(g, text)| {
@@ -595,6 +619,10 @@ async fn count_file(
                 .file_metadata()
                 .num_rows() as u64,
         };
+        if rows == 0 {
+            // An empty file makes no group (a scan sees no row of it).
+            return Ok(stream::empty().boxed());
+        }
         let values = constants.into_iter().flatten().map(|v| vec![v]).collect();
         let batch = rows_batch(&schema, values, vec![rows as i64])?;
         return Ok(stream::iter([Ok(batch)]).boxed());
@@ -603,6 +631,12 @@ async fn count_file(
     let metadata = footer(&store, file).await?;
     let parquet = metadata.metadata();
     let row_groups = parquet.row_groups();
+    for (group, constant) in groups.iter().zip(constants.iter_mut()) {
+        if !group.partition && metadata.schema().field_with_name(&group.name).is_err() {
+            // A column added after the file was written: null in all of its rows.
+            *constant = Some(ScalarValue::try_from(&group.data_type)?);
+        }
+    }
     // Per grouped column, per row group: the one value its statistics show, if they do.
     let mut known: Vec<Vec<Option<ScalarValue>>> = Vec::with_capacity(groups.len());
     for (group, constant) in groups.iter().zip(&constants) {
@@ -615,6 +649,9 @@ async fn count_file(
     let mut counts = Vec::new();
     let mut to_read = Vec::new();
     for (i, row_group) in row_groups.iter().enumerate() {
+        if row_group.num_rows() == 0 {
+            continue;
+        }
         if known.iter().all(|values| values[i].is_some()) {
             for (column, values) in from_statistics.iter_mut().zip(&known) {
                 column.push(values[i].clone().expect("checked above"));
@@ -640,12 +677,15 @@ async fn count_file(
     }
 
     // The other row groups: their grouped data columns, one row each.
-    let data_columns: Vec<&str> = groups
+    // The grouped columns the file holds (the others are constants), by their place in it.
+    let file_schema = metadata.schema();
+    let read: Vec<usize> = groups
         .iter()
-        .filter(|g| !g.partition)
-        .map(|g| g.name.as_str())
-        .collect();
-    let mask = ProjectionMask::columns(parquet.file_metadata().schema_descr(), data_columns);
+        .zip(&constants)
+        .filter(|(_, constant)| constant.is_none())
+        .map(|(g, _)| file_schema.index_of(&g.name))
+        .collect::<std::result::Result<_, _>>()?;
+    let mask = ProjectionMask::roots(parquet.file_metadata().schema_descr(), read);
     let reader = StoreReader::new(store, file);
     let rows = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata.clone())
         .with_row_groups(to_read)
@@ -689,7 +729,7 @@ fn partition_value(
     data_type: &DataType,
 ) -> datafusion::error::Result<ScalarValue> {
     let text: ArrayRef = Arc::new(StringArray::from(vec![text]));
-    ScalarValue::try_from_array(&cast(&text, data_type)?, 0)
+    ScalarValue::try_from_array(&cast_with_options(&text, data_type, &STRICT)?, 0)
 }
 
 /// For each row group of a file, the one value of `column` when its statistics prove there is
@@ -701,18 +741,13 @@ fn one_value_per_row_group(
 ) -> datafusion::error::Result<Vec<Option<ScalarValue>>> {
     let parquet = metadata.metadata();
     let row_groups = parquet.row_groups();
-    if metadata.schema().field_with_name(column).is_err() {
-        // A column added after the file was written: null in all of its rows.
-        return Ok(vec![
-            Some(ScalarValue::try_from(data_type)?);
-            row_groups.len()
-        ]);
-    }
+    // A null count the file does not record is unknown, not zero.
     let converter = StatisticsConverter::try_new(
         column,
         metadata.schema(),
         parquet.file_metadata().schema_descr(),
-    )?;
+    )?
+    .with_missing_null_counts_as_zero(false);
     let mins = converter.row_group_mins(row_groups.iter())?;
     let maxes = converter.row_group_maxes(row_groups.iter())?;
     let min_exact = converter.row_group_is_min_value_exact(row_groups.iter())?;
@@ -944,6 +979,56 @@ mod tests {
         assert!(rewritten);
         assert!(by_day.contains("| 2020-04-02 | 8 | 8 |"), "{by_day}");
         assert_eq!(by_day.matches("| 4 | 4 |").count(), 2, "{by_day}");
+    }
+
+    /// A file of three row groups (two rows each): one value, two values, only nulls.
+    #[test]
+    fn statistics_name_a_value_only_when_they_prove_it() {
+        use datafusion::parquet::arrow::ArrowWriter;
+        use datafusion::parquet::file::properties::WriterProperties;
+
+        let schema = Arc::new(Schema::new(vec![Field::new("t", DataType::Utf8, true)]));
+        let values =
+            StringArray::from(vec![Some("a"), Some("a"), Some("a"), Some("b"), None, None]);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+        let mut bytes = Vec::new();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(2))
+            .build();
+        let mut writer = ArrowWriter::try_new(&mut bytes, schema, Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let metadata =
+            ArrowReaderMetadata::load(&bytes::Bytes::from(bytes), ArrowReaderOptions::new())
+                .unwrap();
+        let found = one_value_per_row_group(&metadata, "t", &DataType::Utf8View).unwrap();
+        assert_eq!(
+            found,
+            [
+                Some(ScalarValue::Utf8View(Some("a".into()))),
+                None,
+                Some(ScalarValue::Utf8View(None)),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_table_alias_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path()).await;
+        let catalog = SqlCatalog::open(&lake).await.unwrap();
+        let sql = "SELECT f.event_type, count(*) AS n FROM clean.events AS f \
+            WHERE f.event_date = DATE '2020-04-03' GROUP BY f.event_type ORDER BY 1";
+        let (counts, rewritten) = run(&catalog, sql).await;
+        assert!(rewritten);
+        assert_eq!(
+            run(&catalog, &sql.replace("count(*)", "count(f.event_id)"))
+                .await
+                .0,
+            counts
+        );
+        assert!(counts.contains("| remove_from_cart | 1 |"), "{counts}");
+        assert!(counts.contains("| view             | 3 |"), "{counts}");
     }
 
     #[tokio::test]
