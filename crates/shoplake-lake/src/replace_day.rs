@@ -57,9 +57,17 @@ pub async fn replace_day(
         .collect::<Result<Vec<_>>>()?;
     if table.version().is_none() {
         let ctx = lake.session();
-        let input = ctx.read_table(Arc::new(MemTable::try_new(schema, vec![batches])?))?;
         let mode = WriteMode::ReplaceDates(vec![date]);
-        return write_loaded(table, def, input, mode, commit).await;
+        if def.file_per_value_of.is_none() {
+            // One commit creates the table with the day's rows.
+            let input = ctx.read_table(Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+            return write_loaded(table, def, input, mode, commit).await;
+        }
+        // The table is created empty first, so that its first day is written one file per
+        // value like the others. A crash between the two commits leaves an empty table: the
+        // day is not recorded as built, and the next run writes it.
+        let empty = ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+        table = write_loaded(table, def, empty, mode, CommitProperties::default()).await?;
     }
     let delta = |e| LakeError::delta(name.clone(), e);
 
