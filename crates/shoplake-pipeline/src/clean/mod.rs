@@ -1,10 +1,12 @@
 //! raw -> clean: typing, rules, quarantine and duplicate removal for one day at a time.
 //!
 //! Working a day at a time bounds memory by the size of the largest day, whatever the size
-//! of the lake: duplicates are found by a 128-bit key per valid row (16 bytes a row, in a
-//! set that lives for the day), the day's distinct rows are sorted (by DataFusion, which
-//! spills, when the session's memory budget cannot hold the sort) and written with a
-//! partition replace.
+//! of the lake. Every valid row has a 128-bit key of its nine source fields (16 bytes a row,
+//! kept beside the rows for the day); copies of a row have the same type, time and id, so
+//! the day's sort puts them next to each other and drops all but the first ([`order`]). When
+//! the session's memory budget cannot hold that sort, a set of the keys finds the copies and
+//! DataFusion (which spills) sorts the rest. The distinct rows are written with a partition
+//! replace.
 //!
 //! A day is sorted by (event_type, event_time, event_id) ([`order`]): clustered by event
 //! type, in time order within each type. Most questions asked of the events name one type (purchases,
@@ -56,8 +58,8 @@ impl CleanDay {
 
 /// Cleans the raw partition of `date`, read through `raw_ctx` (a session where `raw.events`
 /// is registered at the version the run planned with). `expected_rows` (the partition's rows
-/// from its statistics, 0 when unknown) sizes the set of row keys once rather than by
-/// doubling.
+/// from its statistics, 0 when unknown) sizes the key set once rather than by doubling, when
+/// one is needed.
 pub async fn clean_day(
     raw_ctx: &SessionContext,
     date: NaiveDate,
@@ -70,44 +72,47 @@ pub async fn clean_day(
     let started = std::time::Instant::now();
     let mut stream = raw_ctx.sql(&sql).await?.execute_stream().await?;
     let mut raw_rows = 0u64;
-    let mut duplicates = 0u64;
-    // Capped, so that wrong statistics cannot ask for an absurd table up front.
-    let capacity = expected_rows.min(1 << 25) as usize;
-    let mut seen = keys::KeySet::with_capacity_and_hasher(capacity, Default::default());
     let mut valid = Vec::new();
+    let mut keys = Vec::new();
     let mut rejects = Vec::new();
     while let Some(batch) = stream.try_next().await? {
         raw_rows += batch.num_rows() as u64;
-        let parts = split::split(&batch, &mut seen)?;
-        duplicates += parts.duplicates;
+        let parts = split::split(&batch)?;
         if parts.valid.num_rows() > 0 {
             valid.push(parts.valid);
+            keys.push(parts.keys);
         }
         if parts.rejects.num_rows() > 0 {
             rejects.push(parts.rejects);
         }
     }
-    drop(seen);
     let split_seconds = started.elapsed().as_secs_f64();
     let sort_started = std::time::Instant::now();
     let ctx = SessionContext::new_with_state(raw_ctx.state());
 
-    let clean = match order::sort_day(&valid, &ctx.runtime_env().memory_pool)? {
+    let (clean, duplicates) = match order::sort_day(&valid, &keys, &ctx.runtime_env().memory_pool)?
+    {
         Some(sorted) => {
             drop(valid);
             sorted
         }
         None => {
+            // Capped, so that wrong statistics cannot ask for an absurd table up front.
+            let capacity = expected_rows.min(1 << 25) as usize;
+            let (valid, duplicates) = keys::first_copies(valid, &keys, capacity)?;
+            drop(keys);
             let clean_schema = tables::clean_events().arrow_schema();
             let valid_table = MemTable::try_new(clean_schema, vec![valid])?;
-            ctx.read_table(Arc::new(valid_table))?
+            let sorted = ctx
+                .read_table(Arc::new(valid_table))?
                 .sort(vec![
                     col("event_type").sort(true, false),
                     col("event_time").sort(true, false),
                     col("event_id").sort(true, false),
                 ])?
                 .collect()
-                .await?
+                .await?;
+            (sorted, duplicates)
         }
     };
 

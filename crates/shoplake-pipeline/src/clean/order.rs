@@ -1,9 +1,16 @@
-//! The order a cleaned day is written in: by event type, then event_time and event_id.
+//! The order a cleaned day is written in: by event type, then event_time and event_id; and
+//! the exact duplicates dropped on the way.
 //!
 //! The day's rows are in memory already. DataFusion's sort copies them twice (each batch is
 //! sorted into a new one, then the batches are merged into new ones again); here each event
 //! type's rows get a 24-byte entry (event_time, event_id, where the row is), each type's
 //! entries are sorted in place, and the rows are gathered into the output batches once.
+//!
+//! Copies of a row have equal fields, so equal type, time and id: sorted, they sit next to
+//! each other, the first in input order first. Where neighbours share a time and an id,
+//! their 128-bit row keys tell copies (dropped, counted) from different rows whose 64-bit ids
+//! collide (kept). Only those neighbours' keys are looked at: finding the duplicates costs
+//! the sort nothing, where a hash set of every key cost a cache miss per row.
 //!
 //! The entries (counted per type first, so each vector is allocated once at its size) and
 //! the output are reserved from the session's memory pool first. When they do not fit, or
@@ -34,16 +41,29 @@ struct Entry {
     row: u32,
 }
 
-/// `batches` (in `clean.events` schema) sorted by (event_type, event_time, event_id), ties
-/// in input order; `None` when the pool cannot hold the work, or a batch's event_type is not
-/// plain text, or a row has a null type, time or id, or a type not in [`EVENT_TYPES`].
+/// The first copy of each row of `batches` (in `clean.events` schema; `keys[b][r]` the row
+/// key of row `r` of batch `b`) sorted by (event_type, event_time, event_id), ties in input
+/// order, and how many later copies were dropped; `None` when the pool cannot hold the work,
+/// or a batch's event_type is not plain text, or a row has a null type, time or id, or a type
+/// not in [`EVENT_TYPES`].
 pub fn sort_day(
     batches: &[RecordBatch],
+    keys: &[Vec<u128>],
     pool: &Arc<dyn MemoryPool>,
-) -> Result<Option<Vec<RecordBatch>>> {
+) -> Result<Option<(Vec<RecordBatch>, u64)>> {
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if rows == 0 {
-        return Ok(Some(Vec::new()));
+        return Ok(Some((Vec::new(), 0)));
+    }
+    if keys.len() != batches.len()
+        || batches
+            .iter()
+            .zip(keys)
+            .any(|(b, k)| b.num_rows() != k.len())
+    {
+        return Err(PipelineError::Contract(
+            "a cleaned batch and its row keys differ in length".into(),
+        ));
     }
     let reservation = MemoryConsumer::new("sort of a cleaned day").register(pool);
     let output_bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
@@ -109,16 +129,43 @@ pub fn sort_day(
     let inputs: Vec<&RecordBatch> = batches.iter().collect();
     let mut out = Vec::with_capacity(rows.div_ceil(OUTPUT_ROWS));
     let mut indices = Vec::with_capacity(OUTPUT_ROWS);
+    let mut duplicates = 0u64;
     for mut entries in by_type {
         // In place (no scratch beyond the reservation); entries are distinct, see `Entry`.
         entries.sort_unstable();
+        duplicates += drop_copies(&mut entries, keys);
         for chunk in entries.chunks(OUTPUT_ROWS) {
             indices.clear();
             indices.extend(chunk.iter().map(|e| (e.batch as usize, e.row as usize)));
             out.push(interleave_record_batch(&inputs, &indices)?);
         }
     }
-    Ok(Some(out))
+    Ok(Some((out, duplicates)))
+}
+
+/// Removes from sorted `entries` every row whose key equals that of a row before it with the
+/// same time and id (copies are neighbours, see the module's documentation); returns how many.
+fn drop_copies(entries: &mut Vec<Entry>, keys: &[Vec<u128>]) -> u64 {
+    let key = |e: &Entry| keys[e.batch as usize][e.row as usize];
+    let mut kept = 0;
+    // Where the kept entries with the current (time, id) start.
+    let mut run = 0;
+    for i in 0..entries.len() {
+        let e = entries[i];
+        if kept == 0 || (entries[kept - 1].time, entries[kept - 1].id) != (e.time, e.id) {
+            run = kept;
+        } else {
+            let k = key(&e);
+            if entries[run..kept].iter().any(|earlier| key(earlier) == k) {
+                continue;
+            }
+        }
+        entries[kept] = e;
+        kept += 1;
+    }
+    let dropped = entries.len() - kept;
+    entries.truncate(kept);
+    dropped as u64
 }
 
 #[cfg(test)]
@@ -173,6 +220,29 @@ mod tests {
         Arc::new(GreedyMemoryPool::new(64 << 20))
     }
 
+    /// A distinct key for every row: no row is a copy of another.
+    fn distinct_keys(batches: &[RecordBatch]) -> Vec<Vec<u128>> {
+        let mut n = 0u128;
+        batches
+            .iter()
+            .map(|b| {
+                (0..b.num_rows())
+                    .map(|_| {
+                        n += 1;
+                        n
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `sort_day` of rows that are all distinct: its rows.
+    fn sorted(input: &[RecordBatch], pool: &Arc<dyn MemoryPool>) -> Option<Vec<RecordBatch>> {
+        let (out, duplicates) = sort_day(input, &distinct_keys(input), pool).unwrap()?;
+        assert_eq!(duplicates, 0);
+        Some(out)
+    }
+
     #[test]
     fn a_day_is_ordered_by_type_then_time_then_id() {
         let input = [
@@ -184,7 +254,7 @@ mod tests {
             ]),
             batch(&[("remove_from_cart", 1, 4), ("cart", 4, 7), ("view", -2, 3)]),
         ];
-        let sorted = sort_day(&input, &roomy()).unwrap().unwrap();
+        let sorted = sorted(&input, &roomy()).unwrap();
         let expected = [
             ("cart", 4, 7),
             ("cart", 5, 2),
@@ -223,7 +293,7 @@ mod tests {
                 batch(&rows)
             })
             .collect();
-        let sorted = sort_day(&input, &roomy()).unwrap().unwrap();
+        let sorted = sorted(&input, &roomy()).unwrap();
         let views = sorted
             .iter()
             .filter(|b| b.column(2).as_string::<i32>().value(0) == "view")
@@ -251,9 +321,52 @@ mod tests {
     fn too_little_memory_or_an_unknown_type_leaves_the_sort_to_datafusion() {
         let input = [batch(&[("view", 5, 1), ("cart", 3, 9)])];
         let tight: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(64));
-        assert!(sort_day(&input, &tight).unwrap().is_none());
+        assert!(sorted(&input, &tight).is_none());
         let odd = [batch(&[("view", 5, 1), ("wishlist", 3, 9)])];
-        assert!(sort_day(&odd, &roomy()).unwrap().is_none());
-        assert!(sort_day(&[], &roomy()).unwrap().unwrap().is_empty());
+        assert!(sorted(&odd, &roomy()).is_none());
+        assert!(sorted(&[], &roomy()).unwrap().is_empty());
+        // Keys that do not match the rows are a contract error, not a wrong answer.
+        assert!(sort_day(&input, &[vec![1]], &roomy()).is_err());
+    }
+
+    #[test]
+    fn copies_are_dropped_and_colliding_ids_kept() {
+        // Keys: 10 is one row delivered three times (twice in the first batch, once in the
+        // second); 20 shares its type, time and id with 10 without being a copy (a 64-bit id
+        // collision); 30 is a copy of 31's type, time and id in another type; 40 twice.
+        let input = [
+            batch(&[
+                ("view", 5, 1),
+                ("view", 5, 1),
+                ("cart", 2, 8),
+                ("view", 5, 1),
+            ]),
+            batch(&[
+                ("view", 5, 1),
+                ("cart", 2, 8),
+                ("purchase", 9, 3),
+                ("purchase", 9, 3),
+            ]),
+        ];
+        let keys = vec![vec![10, 10, 30, 20], vec![10, 31, 40, 40]];
+        let (out, duplicates) = sort_day(&input, &keys, &roomy()).unwrap().unwrap();
+        assert_eq!(duplicates, 3);
+        let expected = [
+            ("cart", 2, 8),
+            ("cart", 2, 8),
+            ("purchase", 9, 3),
+            ("view", 5, 1),
+            ("view", 5, 1),
+        ];
+        let expected: Vec<(String, i64, i64)> = expected
+            .iter()
+            .map(|(k, t, i)| (k.to_string(), *t, *i))
+            .collect();
+        assert_eq!(rows(&out), expected);
+
+        // The key set of the fallback path finds the same copies.
+        let (firsts, dropped) = crate::clean::keys::first_copies(input.to_vec(), &keys, 8).unwrap();
+        assert_eq!(dropped, 3);
+        assert_eq!(firsts.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
     }
 }

@@ -1,6 +1,6 @@
 //! Applies the cleaning rules to raw batches: valid rows become typed `clean.events` rows,
-//! failing rows become `clean.rejects` rows with their reason, and a valid row whose nine
-//! fields equal those of a row already seen is counted as a duplicate and dropped.
+//! each with its row key (how exact duplicates are found, see [`super::order`]), and failing
+//! rows become `clean.rejects` rows with their reason.
 
 use std::sync::Arc;
 
@@ -12,7 +12,6 @@ use shoplake_lake::arrow::compute::{cast, take};
 use shoplake_lake::arrow::error::ArrowError;
 use shoplake_lake::tables;
 
-use super::keys::KeySet;
 use crate::error::Result;
 use crate::texts::Texts;
 
@@ -23,12 +22,12 @@ use super::rules::{RawFields, RejectReason, identity, validate};
 /// The valid and rejected rows of one raw batch.
 #[derive(Debug)]
 pub struct Split {
-    /// Typed rows in the `clean.events` schema, none a duplicate of a row seen before.
+    /// Typed rows in the `clean.events` schema (exact duplicates among them).
     pub valid: RecordBatch,
+    /// The row key of each valid row ([`super::rules::row_key`]).
+    pub keys: Vec<u128>,
     /// Rows in the `clean.rejects` schema.
     pub rejects: RecordBatch,
-    /// Valid rows dropped because their row key was already in the set.
-    pub duplicates: u64,
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowError> {
@@ -37,13 +36,12 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowE
         .ok_or_else(|| ArrowError::SchemaError(format!("raw batch has no column {name}")))
 }
 
-/// Splits a batch of `raw.events` rows. `seen` holds the row keys of the valid rows kept so
-/// far (of this day: two copies of a row have the same event_time) and gains this batch's.
+/// Splits a batch of `raw.events` rows.
 ///
 /// Rows are equal when their nine source fields are equal as delivered, which is also what
 /// makes their event ids equal; the 128-bit key makes a false match (about 10^-20 among
-/// 2^64 rows) the only way two different rows could be merged.
-pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split> {
+/// 2^64 rows) the only way two different rows could be taken for copies.
+pub fn split(raw: &RecordBatch) -> Result<Split> {
     let fields: Vec<Texts> = tables::SOURCE_COLUMNS
         .iter()
         .map(|n| Texts::of(raw, RAW, n))
@@ -64,7 +62,7 @@ pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split> {
     let mut session = StringBuilder::with_capacity(rows, rows * 36);
     let mut event_date = Date32Builder::with_capacity(rows);
 
-    let mut duplicates = 0u64;
+    let mut keys = Vec::with_capacity(rows);
     let mut reject_rows: Vec<u32> = Vec::new();
     let mut reasons = StringBuilder::new();
     let mut details = StringBuilder::new();
@@ -94,10 +92,7 @@ pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split> {
         match validate(&f) {
             Ok(e) => {
                 let (id, key) = identity(&f);
-                if !seen.insert(key) {
-                    duplicates += 1;
-                    continue;
-                }
+                keys.push(key);
                 event_id.append_value(id);
                 event_time.append_value(e.event_time_micros);
                 event_type.append_value(e.event_type);
@@ -149,7 +144,7 @@ pub fn split(raw: &RecordBatch, seen: &mut KeySet) -> Result<Split> {
     let rejects = RecordBatch::try_new(rejects_def.arrow_schema(), reject_columns)?;
     Ok(Split {
         valid,
+        keys,
         rejects,
-        duplicates,
     })
 }
