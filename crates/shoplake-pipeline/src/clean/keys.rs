@@ -34,10 +34,11 @@ impl Hasher for KeyHasher {
 }
 
 /// The first copy of every row of `batches` (in order), and how many later copies were
-/// dropped; `keys[b][r]` is the row key of row `r` of batch `b`.
+/// dropped; `keys[b][r]` is the row key of row `r` of batch `b` (each batch's keys are freed
+/// once they are in the set).
 pub fn first_copies(
     batches: Vec<RecordBatch>,
-    keys: &[Vec<u128>],
+    keys: Vec<Vec<u128>>,
     capacity: usize,
 ) -> Result<(Vec<RecordBatch>, u64)> {
     let mut seen = KeySet::with_capacity_and_hasher(capacity, Default::default());

@@ -99,8 +99,7 @@ pub async fn clean_day(
         None => {
             // Capped, so that wrong statistics cannot ask for an absurd table up front.
             let capacity = expected_rows.min(1 << 25) as usize;
-            let (valid, duplicates) = keys::first_copies(valid, &keys, capacity)?;
-            drop(keys);
+            let (valid, duplicates) = keys::first_copies(valid, keys, capacity)?;
             let clean_schema = tables::clean_events().arrow_schema();
             let valid_table = MemTable::try_new(clean_schema, vec![valid])?;
             let sorted = ctx

@@ -67,8 +67,9 @@ pub fn sort_day(
     }
     let reservation = MemoryConsumer::new("sort of a cleaned day").register(pool);
     let output_bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-    // The entries, and each row's type (a byte) while they are built.
-    let entry_bytes = rows * (std::mem::size_of::<Entry>() + 1);
+    // The entries, and each row's type (a byte) while they are built; the caller's row keys
+    // (16 bytes a row) are held until the rows are gathered.
+    let entry_bytes = rows * (std::mem::size_of::<Entry>() + 1 + std::mem::size_of::<u128>());
     if reservation.try_grow(entry_bytes + output_bytes).is_err() {
         return Ok(None);
     }
@@ -364,9 +365,50 @@ mod tests {
             .collect();
         assert_eq!(rows(&out), expected);
 
-        // The key set of the fallback path finds the same copies.
-        let (firsts, dropped) = crate::clean::keys::first_copies(input.to_vec(), &keys, 8).unwrap();
+        // The first copy in input order is the one kept: tag each row, sort again.
+        let mut n = 0;
+        let tagged: Vec<RecordBatch> = input
+            .iter()
+            .map(|b| {
+                let tags: ArrayRef = Arc::new(Int64Array::from_iter_values(
+                    (0..b.num_rows() as i64).map(|i| {
+                        n += 1;
+                        n * 100 + i
+                    }),
+                ));
+                let mut columns: Vec<(String, ArrayRef)> = b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .zip(b.columns())
+                    .map(|(f, c)| (f.name().clone(), c.clone()))
+                    .collect();
+                columns.push(("tag".to_string(), tags));
+                RecordBatch::try_from_iter(columns).unwrap()
+            })
+            .collect();
+        let (out, _) = sort_day(&tagged, &keys, &roomy()).unwrap().unwrap();
+        let tags: Vec<i64> = out
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("tag").unwrap().as_primitive::<Int64Type>();
+                c.values().to_vec()
+            })
+            .collect();
+        // cart (key 30, then 31), purchase (40, first copy), view (10's first copy, then 20).
+        assert_eq!(tags, [302, 601, 702, 100, 403]);
+
+        // The key set of the fallback path finds the same copies, the same first ones.
+        let (firsts, dropped) = crate::clean::keys::first_copies(tagged, keys, 8).unwrap();
         assert_eq!(dropped, 3);
-        assert_eq!(firsts.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+        let mut kept: Vec<i64> = firsts
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("tag").unwrap().as_primitive::<Int64Type>();
+                c.values().to_vec()
+            })
+            .collect();
+        kept.sort_unstable();
+        assert_eq!(kept, [100, 302, 403, 601, 702]);
     }
 }

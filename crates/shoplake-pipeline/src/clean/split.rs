@@ -40,7 +40,8 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowE
 ///
 /// Rows are equal when their nine source fields are equal as delivered, which is also what
 /// makes their event ids equal; the 128-bit key makes a false match (about 10^-20 among
-/// 2^64 rows) the only way two different rows could be taken for copies.
+/// 2^64 rows) the only way two different rows could be taken for copies (the day's sort also
+/// asks for equal type, time and id; the fallback's key set does not).
 pub fn split(raw: &RecordBatch) -> Result<Split> {
     let fields: Vec<Texts> = tables::SOURCE_COLUMNS
         .iter()
