@@ -234,7 +234,7 @@ if "shoplake" in meas and duck_fact:
         "- shoplake: one `shoplake query -q -f json` process per query; the command prints no timing of "
         "its own, so this is the process wall time (`/usr/bin/time`), start-up and lake opening included. "
         f"A `SELECT 1` process takes {sh_1:.3f} s (median); the \"minus start-up\" column subtracts it.",
-        "- DuckDB: `read_parquet('.../**/*.parquet', hive_partitioning = true)` in a Python process, each "
+        "- DuckDB: `read_parquet('.../event_date=*/*.parquet', hive_partitioning = true)` in a Python process, each "
         "query timed inside the script (glob expansion, Parquet footers and the query included; Python "
         "start-up, `import duckdb` and the connection not). The whole process, both queries included, "
         f"takes {dk_p:.3f} s (median). Both engines return the same rows (checked).",
