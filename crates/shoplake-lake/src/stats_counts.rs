@@ -24,7 +24,6 @@
 //! fewer than half the files hold one value of the grouped data columns, by the log's
 //! statistics (the footers would answer little, and a scan is as fast).
 
-use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -314,7 +313,8 @@ impl CountPlan {
         if mapped {
             return Ok(None);
         }
-        let partition_columns: HashSet<&str> = snapshot
+        // In the log's order, the order their values are read in below.
+        let partition_columns: Vec<&str> = snapshot
             .metadata()
             .partition_columns()
             .iter()
@@ -359,7 +359,7 @@ impl CountPlan {
             let names_partitions = filter
                 .column_refs()
                 .iter()
-                .all(|c| partition_columns.contains(c.name.as_str()));
+                .all(|c| partition_columns.contains(&c.name.as_str()));
             if !names_partitions {
                 return Ok(None);
             }
@@ -368,12 +368,6 @@ impl CountPlan {
         let mut files = Vec::new();
         let mut partition_texts: Vec<Vec<Option<String>>> =
             vec![Vec::new(); partition_columns.len()];
-        let partition_order: Vec<&str> = snapshot
-            .metadata()
-            .partition_columns()
-            .iter()
-            .map(String::as_str)
-            .collect();
         let only_partitions = groups.iter().all(|g| g.partition);
         let mut single_valued = 0usize;
         for view in snapshot.log_data().iter() {
@@ -386,7 +380,7 @@ impl CountPlan {
                 return Ok(None);
             }
             let values = view.partition_values_map();
-            for (texts, name) in partition_texts.iter_mut().zip(&partition_order) {
+            for (texts, name) in partition_texts.iter_mut().zip(&partition_columns) {
                 texts.push(values.get(*name).cloned().flatten());
             }
             if !only_partitions && single_valued_in_log(view.stats().as_deref(), &groups) {
@@ -413,7 +407,7 @@ impl CountPlan {
             // A filter this evaluation cannot take is left to the scan.
             let Ok(keep) = files_passing(
                 &schema,
-                &partition_order,
+                &partition_columns,
                 partition_texts,
                 filters,
                 files.len(),

@@ -217,6 +217,23 @@ mod tests {
         out
     }
 
+    fn owned(rows: &[(&str, i64, i64)]) -> Vec<(String, i64, i64)> {
+        rows.iter()
+            .map(|(k, t, i)| (k.to_string(), *t, *i))
+            .collect()
+    }
+
+    /// The `tag` column of `batches`, in order.
+    fn tags(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("tag").unwrap().as_primitive::<Int64Type>();
+                c.values().to_vec()
+            })
+            .collect()
+    }
+
     fn roomy() -> Arc<dyn MemoryPool> {
         Arc::new(GreedyMemoryPool::new(64 << 20))
     }
@@ -265,11 +282,7 @@ mod tests {
             ("view", 5, 0),
             ("view", 5, 1),
         ];
-        let expected: Vec<(String, i64, i64)> = expected
-            .iter()
-            .map(|(k, t, i)| (k.to_string(), *t, *i))
-            .collect();
-        assert_eq!(rows(&sorted), expected);
+        assert_eq!(rows(&sorted), owned(&expected));
         assert_eq!(sorted[0].schema(), input[0].schema());
     }
 
@@ -359,11 +372,7 @@ mod tests {
             ("view", 5, 1),
             ("view", 5, 1),
         ];
-        let expected: Vec<(String, i64, i64)> = expected
-            .iter()
-            .map(|(k, t, i)| (k.to_string(), *t, *i))
-            .collect();
-        assert_eq!(rows(&out), expected);
+        assert_eq!(rows(&out), owned(&expected));
 
         // The first copy in input order is the one kept: tag each row, sort again.
         let mut n = 0;
@@ -388,26 +397,13 @@ mod tests {
             })
             .collect();
         let (out, _) = sort_day(&tagged, &keys, &roomy()).unwrap().unwrap();
-        let tags: Vec<i64> = out
-            .iter()
-            .flat_map(|b| {
-                let c = b.column_by_name("tag").unwrap().as_primitive::<Int64Type>();
-                c.values().to_vec()
-            })
-            .collect();
         // cart (key 30, then 31), purchase (40, first copy), view (10's first copy, then 20).
-        assert_eq!(tags, [302, 601, 702, 100, 403]);
+        assert_eq!(tags(&out), [302, 601, 702, 100, 403]);
 
         // The key set of the fallback path finds the same copies, the same first ones.
         let (firsts, dropped) = crate::clean::keys::first_copies(tagged, keys, 8).unwrap();
         assert_eq!(dropped, 3);
-        let mut kept: Vec<i64> = firsts
-            .iter()
-            .flat_map(|b| {
-                let c = b.column_by_name("tag").unwrap().as_primitive::<Int64Type>();
-                c.values().to_vec()
-            })
-            .collect();
+        let mut kept = tags(&firsts);
         kept.sort_unstable();
         assert_eq!(kept, [100, 302, 403, 601, 702]);
     }
