@@ -441,11 +441,12 @@ async fn fold_day(
         dir.join(format!("users-{day}.arrow")),
     );
     let (s, u) = paths.clone();
-    let (fold, middle) = tokio::task::spawn_blocking(move || {
-        spill_day(&mut fold, &s, &u).map(|middle| (fold, middle))
-    })
-    .await
-    .map_err(|e| PipelineError::Usage(format!("spilling the sessions of {day} stopped: {e}")))??;
+    let (fold, middle) =
+        tokio::task::spawn_blocking(move || spill_day(&fold, &s, &u).map(|middle| (fold, middle)))
+            .await
+            .map_err(|e| {
+                PipelineError::Usage(format!("spilling the sessions of {day} stopped: {e}"))
+            })??;
     let part = DayPart {
         sessions: Some(paths.0),
         users: Some(paths.1),
@@ -457,20 +458,10 @@ async fn fold_day(
 
 /// Writes a day's (session, user) parts, ordered by that key, to `sessions_path`, and its
 /// users' totals, ordered by user, to `users_path`.
-fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Result<String> {
-    let mut order: Vec<u32> = (0..fold.sessions.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| text_order(fold.id(a), fold.id(b)));
+fn spill_day(fold: &DayFold, sessions_path: &Path, users_path: &Path) -> Result<String> {
+    let order = sessions_in_id_order(fold);
     let middle = fold.id(order[order.len() / 2]).to_string();
-    // Each session's distinct products, found by its number.
-    fold.products.sort_unstable();
-    fold.products.dedup();
-    let mut product_starts = vec![0usize; fold.sessions.len() + 1];
-    for (n, _) in &fold.products {
-        product_starts[*n as usize + 1] += 1;
-    }
-    for n in 0..fold.sessions.len() {
-        product_starts[n + 1] += product_starts[n];
-    }
+    let (product_starts, session_products) = products_by_session(fold);
     let schema = part_schema();
     let mut writer = FileWriter::try_new(create(sessions_path)?, &schema)?;
     let mut users: Vec<(i64, &Part)> = Vec::with_capacity(fold.sessions.len());
@@ -479,18 +470,15 @@ fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Res
         for &n in chunk {
             let s = &fold.sessions[n as usize];
             let id = fold.id(n);
-            let products: Vec<i64> = fold.products
-                [product_starts[n as usize]..product_starts[n as usize + 1]]
-                .iter()
-                .map(|(_, p)| *p)
-                .collect();
+            let products =
+                &session_products[product_starts[n as usize]..product_starts[n as usize + 1]];
             // The session's parts by user; the products go on the first row.
             let mut parts: Vec<(i64, &Part)> = Vec::with_capacity(1 + s.others.len());
             parts.push((s.user, &s.part));
             parts.extend(s.others.iter().map(|(u, p)| (*u, p)));
             parts.sort_unstable_by_key(|(u, _)| *u);
             for (k, (user, part)) in parts.iter().enumerate() {
-                rows.push(id, *user, part, if k == 0 { &products } else { &[] });
+                rows.push(id, *user, part, if k == 0 { products } else { &[] });
                 users.push((*user, part));
             }
         }
@@ -549,16 +537,85 @@ fn spill_day(fold: &mut DayFold, sessions_path: &Path, users_path: &Path) -> Res
     Ok(middle)
 }
 
+/// The day's session numbers in the byte order of their ids. They are sorted as (first eight
+/// bytes, number) pairs, which needs no look-up of an id; only the rare runs of ids that
+/// share their first eight bytes are then ordered by the whole id. Sorting the numbers by
+/// comparing ids spent a tenth of a month's dimension build finding and comparing them.
+fn sessions_in_id_order(fold: &DayFold) -> Vec<u32> {
+    let mut keyed: Vec<(u64, u32)> = (0..fold.sessions.len() as u32)
+        .map(|n| (prefix(fold.id(n)), n))
+        .collect();
+    keyed.sort_unstable();
+    let mut order: Vec<u32> = keyed.iter().map(|&(_, n)| n).collect();
+    let mut start = 0;
+    while start < keyed.len() {
+        let end = start + keyed[start..].partition_point(|k| k.0 == keyed[start].0);
+        if end - start > 1 {
+            order[start..end].sort_unstable_by(|&a, &b| fold.id(a).cmp(fold.id(b)));
+        }
+        start = end;
+    }
+    order
+}
+
+/// Each session's distinct products of the day, ascending: session `n`'s are
+/// `products[starts[n]..starts[n + 1]]`. The (session, product) pairs are placed by session
+/// with a counting pass, and only each session's few products are sorted.
+fn products_by_session(fold: &DayFold) -> (Vec<usize>, Vec<i64>) {
+    let sessions = fold.sessions.len();
+    let mut starts = vec![0usize; sessions + 1];
+    for &(n, _) in &fold.products {
+        starts[n as usize + 1] += 1;
+    }
+    for n in 0..sessions {
+        starts[n + 1] += starts[n];
+    }
+    let mut next = starts.clone();
+    let mut products = vec![0i64; fold.products.len()];
+    for &(n, product) in &fold.products {
+        products[next[n as usize]] = product;
+        next[n as usize] += 1;
+    }
+    // Sort and deduplicate each session's slice, packing them to the front.
+    let mut kept = 0;
+    let mut distinct_starts = vec![0usize; sessions + 1];
+    for n in 0..sessions {
+        let from = starts[n];
+        let distinct = sort_distinct(&mut products[from..starts[n + 1]]);
+        products.copy_within(from..from + distinct, kept);
+        kept += distinct;
+        distinct_starts[n + 1] = kept;
+    }
+    products.truncate(kept);
+    (distinct_starts, products)
+}
+
+/// Sorts `values` and moves each distinct value once to the front; returns how many there are.
+fn sort_distinct(values: &mut [i64]) -> usize {
+    values.sort_unstable();
+    let mut kept = 0;
+    for i in 0..values.len() {
+        if kept == 0 || values[kept - 1] != values[i] {
+            values[kept] = values[i];
+            kept += 1;
+        }
+    }
+    kept
+}
+
+/// The first eight bytes of `s` as a big-endian integer, zero-padded: comparing two of them
+/// orders the strings as [`str::cmp`] does whenever they differ.
+fn prefix(s: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = s.len().min(8);
+    bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
+
 /// The byte order of two strings (that of `str::cmp`), deciding on the first eight bytes as
 /// one integer when they differ: most session ids do, and sorting half a million of them a
 /// day spent its time in `memcmp` calls.
 fn text_order(a: &str, b: &str) -> Ordering {
-    fn prefix(s: &str) -> u64 {
-        let mut bytes = [0u8; 8];
-        let n = s.len().min(8);
-        bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
-        u64::from_be_bytes(bytes)
-    }
     prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b))
 }
 
@@ -1352,6 +1409,58 @@ mod tests {
                 assert_eq!(text_order(a, b), a.cmp(b), "{a:?} vs {b:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_day_spills_in_id_order_with_each_session_s_distinct_products() {
+        // Ids that share their first eight bytes, or differ only after them.
+        let ids = [
+            "abcdefgh2",
+            "b",
+            "abcdefgh",
+            "abcdefgh10",
+            "a",
+            "abcdefgh1",
+            "",
+            "abcdefgg~",
+        ];
+        let mut fold = DayFold::default();
+        let mut expected: Vec<(&str, Vec<i64>)> = Vec::new();
+        for (k, id) in ids.iter().enumerate() {
+            let n = fold.session(id, 1, (k as i64, 0)).unwrap();
+            // Products repeated, out of order, and one session without a second product.
+            let products: Vec<i64> = (0..k as i64).map(|p| (p * 7) % 5).collect();
+            for &p in products.iter().chain(products.iter().rev()) {
+                fold.products.push((n, p));
+            }
+            let mut distinct = products.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            expected.push((id, distinct));
+        }
+        // The pairs arrive interleaved across sessions, as a day's rows do.
+        fold.products.reverse();
+        let order: Vec<&str> = sessions_in_id_order(&fold)
+            .into_iter()
+            .map(|n| fold.id(n))
+            .collect();
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(order, sorted);
+        let (starts, products) = products_by_session(&fold);
+        for (n, (id, distinct)) in expected.iter().enumerate() {
+            assert_eq!(fold.id(n as u32), *id);
+            assert_eq!(
+                &products[starts[n]..starts[n + 1]],
+                distinct.as_slice(),
+                "{id}"
+            );
+        }
+        assert_eq!(starts.len(), ids.len() + 1);
+        assert_eq!(
+            products.len(),
+            expected.iter().map(|(_, p)| p.len()).sum::<usize>()
+        );
     }
 
     #[tokio::test]
