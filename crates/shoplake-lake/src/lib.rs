@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod append_days;
 pub mod catalog;
 pub mod dictionary;
 pub mod error;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
-use futures::StreamExt;
+use shoplake_lake::append_days::append_by_day;
 use shoplake_lake::arrow::array::{Array, AsArray};
 use shoplake_lake::arrow::array::{
     Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
@@ -15,12 +15,9 @@ use shoplake_lake::arrow::array::{
 use shoplake_lake::arrow::compute::cast;
 use shoplake_lake::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use shoplake_lake::arrow::error::ArrowError;
-use shoplake_lake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use shoplake_lake::deltalake::kernel::Transaction;
 use shoplake_lake::deltalake::kernel::transaction::CommitProperties;
-use shoplake_lake::write::{
-    WriteMode, date_to_days, days_to_date, stream_to_dataframe, write_table,
-};
+use shoplake_lake::write::{WriteMode, date_to_days, days_to_date, write_table};
 use shoplake_lake::{Lake, LakeError, Progress, tables};
 
 use super::discover::{SourceFile, discover};
@@ -240,7 +237,6 @@ async fn ingest_one(
     let bytes_read = Arc::new(AtomicU64::new(0));
     let reader = RawBatchReader::open_counted(&file.path, file.gzip, lineage, bytes_read.clone())
         .map_err(read_err)?;
-    let schema = reader.schema();
 
     // The parser runs on a blocking thread and hands batches over a small channel, so memory
     // holds a few batches whatever the file size.
@@ -282,21 +278,16 @@ async fn ingest_one(
     );
     let unfinished =
         || ArrowError::ExternalError("the file reader stopped before the end of the file".into());
-    let rows_stream = until_finished(rx, finished.clone(), unfinished).map(move |b| {
-        b.map_err(|e| {
-            shoplake_lake::datafusion::error::DataFusionError::ArrowError(Box::new(e), None)
-        })
-    });
-    let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rows_stream));
-    let ctx = lake.session();
-    let input = stream_to_dataframe(&ctx, schema, stream).map_err(IngestError::Lake)?;
+    let rows = until_finished(rx, finished.clone(), unfinished);
     let commit = CommitProperties::default()
         .with_application_transaction(Transaction::new(app_id(&batch_id), 1))
         .with_metadata([
             ("shoplake.batch_id".to_string(), serde_json::json!(batch_id)),
             ("shoplake.source".to_string(), serde_json::json!(source)),
         ]);
-    let write = write_table(lake, def, input, WriteMode::Append, commit);
+    // One writer per core: the parser's thread inflates and splits, the writers encode.
+    let writers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let write = append_by_day(lake, def, rows, commit, writers);
     tokio::pin!(write);
     let mut ticker = tokio::time::interval(std::time::Duration::from_millis(250));
     let mut shown = 0u64;

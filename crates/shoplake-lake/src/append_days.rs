@@ -1,0 +1,529 @@
+//! Appending a stream of rows to a table partitioned by day, encoded on every core.
+//!
+//! Through [`crate::write::write_table`], delta-rs hash-partitions the rows by day (a copy of
+//! every row), its writer copies each batch again to split it by day, and all the rows of a day
+//! go to one writer, so a file in time order, as a store's export is, is encoded on one core at
+//! a time. Here each batch is cut at day boundaries without copying (slices), the batches are
+//! handed out in turn to one writer per core, and each writer puts its share of a day into a
+//! file of its own. One commit adds every file: a reader sees all the rows or none.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::partition;
+use datafusion::arrow::datatypes::{Date32Type, SchemaRef};
+use datafusion::datasource::MemTable;
+use delta_kernel::expressions::Scalar;
+use deltalake::DeltaTable;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::{Stream, StreamExt};
+use indexmap::IndexMap;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::error::{LakeError, Result};
+use crate::lake::Lake;
+use crate::tables::{EVENT_DATE, TableDef};
+use crate::write::{WriteMode, write_loaded, writer_properties};
+
+/// Days a writer keeps open at once once its input turned out not to be in day order.
+const MAX_OPEN_DAYS: usize = 32;
+
+/// Batches waiting for each writer.
+const QUEUED_BATCHES: usize = 2;
+
+/// Appends `rows` to the table declared by `def` (partitioned by `event_date`) in one
+/// commit, with `commit`'s properties; returns the table at the new version. Rows are encoded
+/// by `writers` writers side by side (at least one).
+///
+/// A table that does not exist yet is created (empty, by a commit of its own) once every row
+/// has been written. If `rows` yields an error, nothing is committed, not even the table, and
+/// the files being written are abandoned.
+pub async fn append_by_day<S, E>(
+    lake: &Lake,
+    def: &TableDef,
+    rows: S,
+    commit: CommitProperties,
+    writers: usize,
+) -> Result<DeltaTable>
+where
+    S: Stream<Item = std::result::Result<RecordBatch, E>> + Send,
+    LakeError: From<E>,
+{
+    let name = def.qualified_name();
+    if def.partition_by != Some(EVENT_DATE) {
+        return Err(LakeError::Inconsistent(format!(
+            "{name} is not partitioned by {EVENT_DATE}"
+        )));
+    }
+    let delta = |e| LakeError::delta(name.clone(), e);
+    let schema = def.arrow_schema();
+    let mut table = lake.load_or_new(def).await?;
+    let created = table.version().is_some();
+    let date_column = schema.index_of(EVENT_DATE)?;
+
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let mut tasks = JoinSet::new();
+    let mut queues = Vec::new();
+    for _ in 0..writers.max(1) {
+        let writer = if created {
+            RecordBatchWriter::for_table(&table)
+        } else {
+            // The files go where the table will be; it is created once they are all written.
+            RecordBatchWriter::try_new(
+                lake.table_url(def).as_str(),
+                schema.clone(),
+                Some(vec![EVENT_DATE.to_string()]),
+                None,
+            )
+        };
+        let writer = writer
+            .map_err(delta)?
+            .with_writer_properties(writer_properties());
+        let (queue, batches) = mpsc::channel(QUEUED_BATCHES);
+        queues.push(queue);
+        tasks.spawn(write_days(
+            DayWriter::new(writer),
+            batches,
+            abandoned.clone(),
+        ));
+    }
+
+    // Hands the batches out in turn; stops at the first input error or failed writer.
+    let mut failure = None;
+    let mut rows = std::pin::pin!(rows);
+    let mut turn = 0;
+    while let Some(batch) = rows.next().await {
+        let runs = batch.map_err(LakeError::from).and_then(|b| {
+            check_columns(&name, &schema, &b)?;
+            days_of(&b, date_column)
+        });
+        let runs = match runs {
+            Ok(runs) => runs,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        if runs.is_empty() {
+            continue;
+        }
+        if queues[turn].send(runs).await.is_err() {
+            // The writer stopped on an error, which joining it reports.
+            break;
+        }
+        turn = (turn + 1) % queues.len();
+    }
+    if failure.is_some() {
+        abandoned.store(true, Ordering::SeqCst);
+    }
+    drop(queues);
+
+    let mut adds = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(written)) => adds.extend(written),
+            Ok(Err(e)) => {
+                abandoned.store(true, Ordering::SeqCst);
+                failure.get_or_insert(LakeError::delta(name.clone(), e));
+            }
+            Err(e) => {
+                abandoned.store(true, Ordering::SeqCst);
+                failure.get_or_insert(LakeError::Inconsistent(format!(
+                    "a writer of {name} stopped: {e}"
+                )));
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if !created {
+        // Created empty by a commit of its own, so that the rows are added the same way as
+        // to an existing table. A crash between the two commits leaves an empty table, and
+        // the rows unrecorded.
+        let empty = lake
+            .session()
+            .read_table(Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?))?;
+        table = write_loaded(table, def, empty, WriteMode::Append, Default::default()).await?;
+    }
+
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: Some(vec![EVENT_DATE.to_string()]),
+        predicate: None,
+    };
+    let snapshot = table.snapshot().map_err(delta)?;
+    let finalized = CommitBuilder::from(commit)
+        .with_actions(adds.into_iter().map(Action::Add).collect())
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(delta)?;
+    table
+        .update_incremental(Some(finalized.version()))
+        .await
+        .map_err(delta)?;
+    Ok(table)
+}
+
+/// A batch cut into its runs of one day: (day as days since the epoch, rows).
+type DayRuns = Vec<(i32, RecordBatch)>;
+
+/// The rows must have the table's columns, by name and type, in its order.
+fn check_columns(name: &str, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
+    let got = batch.schema();
+    let same = got.fields().len() == schema.fields().len()
+        && got
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .all(|(g, w)| g.name() == w.name() && g.data_type() == w.data_type());
+    if same {
+        return Ok(());
+    }
+    let names = |s: &SchemaRef| {
+        s.fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(LakeError::Inconsistent(format!(
+        "rows for {name} do not have its columns: expected [{}], got [{}]",
+        names(schema),
+        names(&got)
+    )))
+}
+
+/// `batch` as slices of consecutive rows of one day (no copy).
+fn days_of(batch: &RecordBatch, date_column: usize) -> Result<DayRuns> {
+    if batch.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let dates = batch.column(date_column);
+    if dates.null_count() > 0 {
+        return Err(LakeError::Inconsistent(format!(
+            "{EVENT_DATE} is null in rows to append; every row needs its day"
+        )));
+    }
+    let days = dates.as_primitive::<Date32Type>();
+    Ok(partition(std::slice::from_ref(dates))?
+        .ranges()
+        .into_iter()
+        .map(|range| {
+            (
+                days.value(range.start),
+                batch.slice(range.start, range.end - range.start),
+            )
+        })
+        .collect())
+}
+
+/// One writer's files: a file per day it is given, closed when the next day comes, so that
+/// at most one file is open when the input is in day order. A day that comes back after its
+/// file was closed shows the input is not in that order; from then on the writer keeps up to
+/// [`MAX_OPEN_DAYS`] files open, and closes them all when one more day comes.
+struct DayWriter {
+    writer: RecordBatchWriter,
+    open: Vec<i32>,
+    closed: HashSet<i32>,
+    max_open: usize,
+    adds: Vec<Add>,
+}
+
+impl DayWriter {
+    fn new(writer: RecordBatchWriter) -> Self {
+        DayWriter {
+            writer,
+            open: Vec::new(),
+            closed: HashSet::new(),
+            max_open: 1,
+            adds: Vec::new(),
+        }
+    }
+
+    async fn write(&mut self, day: i32, rows: RecordBatch) -> deltalake::DeltaResult<()> {
+        if !self.open.contains(&day) {
+            if self.closed.contains(&day) {
+                self.max_open = MAX_OPEN_DAYS;
+            }
+            if self.open.len() >= self.max_open {
+                // Flushing closes every open file.
+                self.adds.extend(self.writer.flush().await?);
+                self.closed.extend(self.open.drain(..));
+            }
+            self.open.push(day);
+        }
+        let partition = IndexMap::from([(EVENT_DATE.to_string(), Scalar::Date(day))]);
+        self.writer
+            .write_partition(rows, &partition, deltalake::writer::WriteMode::Default)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish(mut self) -> deltalake::DeltaResult<Vec<Add>> {
+        self.adds.extend(self.writer.flush().await?);
+        Ok(self.adds)
+    }
+}
+
+/// Writes the batches of `queue` until it closes; then closes the files and returns them, or,
+/// when the append was `abandoned`, drops the open files and returns none.
+async fn write_days(
+    mut writer: DayWriter,
+    mut queue: mpsc::Receiver<DayRuns>,
+    abandoned: Arc<AtomicBool>,
+) -> deltalake::DeltaResult<Vec<Add>> {
+    while let Some(runs) = queue.recv().await {
+        for (day, rows) in runs {
+            if let Err(e) = writer.write(day, rows).await {
+                writer.writer.reset();
+                return Err(e);
+            }
+        }
+    }
+    if abandoned.load(Ordering::SeqCst) {
+        writer.writer.reset();
+        return Ok(Vec::new());
+    }
+    writer.finish().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use datafusion::arrow::array::{Date32Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    use crate::write::date_to_days;
+
+    /// raw.events reduced to a line number and the day.
+    fn def() -> TableDef {
+        let mut def = crate::tables::raw_events();
+        def.columns
+            .retain(|c| c.name == "_line" || c.name == EVENT_DATE);
+        def
+    }
+
+    fn lake_in(dir: &tempfile::TempDir) -> Lake {
+        Lake::open(dir.path().to_str().unwrap()).unwrap()
+    }
+
+    fn day(d: u32) -> i32 {
+        date_to_days(NaiveDate::from_ymd_opt(2020, 4, d).unwrap())
+    }
+
+    /// Rows numbered from `first`, of the given days of April, one row per entry.
+    fn batch(first: i64, days: &[u32]) -> RecordBatch {
+        RecordBatch::try_new(
+            def().arrow_schema(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(
+                    (0..days.len() as i64).map(|i| first + i),
+                )),
+                Arc::new(Date32Array::from_iter_values(days.iter().map(|d| day(*d)))),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// (day, line) of every row of `batches`, sorted.
+    fn rows_of(batches: &[RecordBatch]) -> Vec<(i32, i64)> {
+        let mut rows = Vec::new();
+        for b in batches {
+            let lines = b
+                .column_by_name("_line")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            let days = b
+                .column_by_name(EVENT_DATE)
+                .unwrap()
+                .as_primitive::<Date32Type>();
+            for i in 0..b.num_rows() {
+                rows.push((days.value(i), lines.value(i)));
+            }
+        }
+        rows.sort_unstable();
+        rows
+    }
+
+    /// The table's rows as [`rows_of`] gives them, and its number of files per day.
+    async fn contents(lake: &Lake) -> (Vec<(i32, i64)>, Vec<(String, usize)>) {
+        let table = lake.load(&def()).await.unwrap().unwrap();
+        let ctx = lake.session();
+        table.update_datafusion_session(&ctx.state()).unwrap();
+        let provider = table.table_provider().await.unwrap();
+        let batches = ctx.read_table(provider).unwrap().collect().await.unwrap();
+        let mut files: Vec<(String, usize)> = Vec::new();
+        for uri in table.get_file_uris().unwrap() {
+            let day = uri
+                .split('/')
+                .find(|part| part.starts_with("event_date="))
+                .unwrap()
+                .to_string();
+            match files.iter_mut().find(|(d, _)| *d == day) {
+                Some((_, n)) => *n += 1,
+                None => files.push((day, 1)),
+            }
+        }
+        files.sort();
+        (rows_of(&batches), files)
+    }
+
+    fn stream(
+        batches: Vec<RecordBatch>,
+    ) -> impl Stream<Item = std::result::Result<RecordBatch, LakeError>> + Send {
+        futures::stream::iter(batches.into_iter().map(Ok))
+    }
+
+    #[tokio::test]
+    async fn rows_in_day_order_give_one_file_per_writer_and_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        // Days 1 to 3, a day boundary inside a batch, an empty batch.
+        let batches = vec![
+            batch(0, &[1, 1, 1]),
+            batch(3, &[1, 2, 2]),
+            batch(6, &[]),
+            batch(6, &[2, 2]),
+            batch(8, &[2, 3, 3, 3]),
+            batch(12, &[3]),
+        ];
+        let table = append_by_day(
+            &lake,
+            &def(),
+            stream(batches.clone()),
+            Default::default(),
+            2,
+        )
+        .await
+        .unwrap();
+        // Created empty, then one commit with every row.
+        assert_eq!(table.version(), Some(1));
+        let (rows, files) = contents(&lake).await;
+        assert_eq!(rows, rows_of(&batches));
+        // The batches went to the two writers in turn: each day has a file from each.
+        let day_files = |n: usize| -> Vec<(String, usize)> {
+            (1..=3)
+                .map(|d| (format!("event_date=2020-04-0{d}"), n))
+                .collect()
+        };
+        assert_eq!(files, day_files(2));
+
+        // A second append adds its rows and files, and keeps the first.
+        let more = vec![batch(100, &[3, 4])];
+        let table = append_by_day(&lake, &def(), stream(more.clone()), Default::default(), 2)
+            .await
+            .unwrap();
+        assert_eq!(table.version(), Some(2));
+        let (rows, files) = contents(&lake).await;
+        let mut all = batches.clone();
+        all.extend(more);
+        assert_eq!(rows, rows_of(&all));
+        assert_eq!(files.iter().map(|(_, n)| n).sum::<usize>(), 8, "{files:?}");
+    }
+
+    #[tokio::test]
+    async fn rows_out_of_day_order_keep_every_row_in_few_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        // Five days interleaved within each batch, on one writer.
+        let batches: Vec<RecordBatch> = (0..20).map(|b| batch(b * 5, &[1, 2, 3, 4, 5])).collect();
+        append_by_day(
+            &lake,
+            &def(),
+            stream(batches.clone()),
+            Default::default(),
+            1,
+        )
+        .await
+        .unwrap();
+        let (rows, files) = contents(&lake).await;
+        assert_eq!(rows, rows_of(&batches));
+        // The first batch closes each day's file as the next day comes (the writer cannot
+        // know yet that the input is not in day order); from the second batch on, the days
+        // stay open together: days 1 to 4 have two files, day 5 (never closed) one.
+        let counts: Vec<usize> = files.iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, vec![2, 2, 2, 2, 1], "{files:?}");
+    }
+
+    #[tokio::test]
+    async fn an_input_error_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        let rows = futures::stream::iter(vec![
+            Ok(batch(0, &[1, 1])),
+            Ok(batch(2, &[1, 2])),
+            Err(LakeError::Inconsistent("the reader failed".into())),
+            Ok(batch(4, &[2])),
+        ]);
+        let err = append_by_day(&lake, &def(), rows, Default::default(), 2)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("the reader failed"), "{err}");
+        // Not even the table was created.
+        assert!(lake.load(&def()).await.unwrap().is_none());
+
+        // On an existing table, no commit either.
+        append_by_day(
+            &lake,
+            &def(),
+            stream(vec![batch(0, &[1])]),
+            Default::default(),
+            2,
+        )
+        .await
+        .unwrap();
+        let rows = futures::stream::iter(vec![
+            Ok(batch(10, &[1, 2])),
+            Err(LakeError::Inconsistent("the reader failed".into())),
+        ]);
+        append_by_day(&lake, &def(), rows, Default::default(), 2)
+            .await
+            .unwrap_err();
+        let table = lake.load(&def()).await.unwrap().unwrap();
+        assert_eq!(table.version(), Some(1));
+        let (rows, files) = contents(&lake).await;
+        assert_eq!(rows, vec![(day(1), 0)]);
+        assert_eq!(files.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rows_with_other_columns_or_no_day_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        let other = Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, true)]));
+        let wrong =
+            RecordBatch::try_new(other, vec![Arc::new(StringArray::from(vec!["a"]))]).unwrap();
+        let err = append_by_day(&lake, &def(), stream(vec![wrong]), Default::default(), 2)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("do not have its columns"), "{err}");
+
+        // A day left null: the column is declared non-null, but a batch may carry a nullable
+        // field of the same type.
+        let nullable = Arc::new(Schema::new(vec![
+            Field::new("_line", DataType::Int64, true),
+            Field::new(EVENT_DATE, DataType::Date32, true),
+        ]));
+        let no_day = RecordBatch::try_new(
+            nullable,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(Date32Array::from(vec![Some(day(1)), None])),
+            ],
+        )
+        .unwrap();
+        let err = append_by_day(&lake, &def(), stream(vec![no_day]), Default::default(), 2)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is null"), "{err}");
+        assert!(lake.load(&def()).await.unwrap().is_none());
+    }
+}
