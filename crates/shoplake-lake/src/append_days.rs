@@ -9,27 +9,25 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::partition;
 use datafusion::arrow::datatypes::{Date32Type, SchemaRef};
-use datafusion::datasource::MemTable;
 use delta_kernel::expressions::Scalar;
 use deltalake::DeltaTable;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{Action, Add};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{Stream, StreamExt};
 use indexmap::IndexMap;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use crate::error::{LakeError, Result};
 use crate::lake::Lake;
 use crate::tables::{EVENT_DATE, TableDef};
-use crate::write::{WriteMode, write_loaded, writer_properties};
+use crate::writers::{WriterPool, commit_files, is_abandoned, new_writer};
 
 /// Days a writer keeps open at once once its input turned out not to be in day order.
 const MAX_OPEN_DAYS: usize = 32;
@@ -61,37 +59,17 @@ where
             "{name} is not partitioned by {EVENT_DATE}"
         )));
     }
-    let delta = |e| LakeError::delta(name.clone(), e);
     let schema = def.arrow_schema();
-    let mut table = lake.load_or_new(def).await?;
-    let created = table.version().is_some();
+    let table = lake.load_or_new(def).await?;
     let date_column = schema.index_of(EVENT_DATE)?;
 
-    let abandoned = Arc::new(AtomicBool::new(false));
-    let mut tasks = JoinSet::new();
+    let mut pool = WriterPool::new(def);
     let mut queues = Vec::new();
     for _ in 0..writers.max(1) {
-        let writer = if created {
-            RecordBatchWriter::for_table(&table)
-        } else {
-            // The files go where the table will be; it is created once they are all written.
-            RecordBatchWriter::try_new(
-                lake.table_url(def).as_str(),
-                schema.clone(),
-                Some(vec![EVENT_DATE.to_string()]),
-                None,
-            )
-        };
-        let writer = writer
-            .map_err(delta)?
-            .with_writer_properties(writer_properties());
+        let writer = DayWriter::new(new_writer(lake, def, &table)?, name.clone());
         let (queue, batches) = mpsc::channel(QUEUED_BATCHES);
         queues.push(queue);
-        tasks.spawn(write_days(
-            DayWriter::new(writer),
-            batches,
-            abandoned.clone(),
-        ));
+        pool.spawn(|abandoned| write_days(writer, batches, abandoned));
     }
 
     // Hands the batches out in turn; stops at the first input error or failed writer.
@@ -114,61 +92,21 @@ where
             continue;
         }
         if queues[turn].send(runs).await.is_err() {
-            // The writer stopped on an error, which joining it reports.
+            // The writer stopped on an error, which finishing the pool reports.
             break;
         }
         turn = (turn + 1) % queues.len();
     }
-    if failure.is_some() {
-        abandoned.store(true, Ordering::SeqCst);
-    }
     drop(queues);
-
-    let mut adds = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(Ok(written)) => adds.extend(written),
-            Ok(Err(e)) => {
-                abandoned.store(true, Ordering::SeqCst);
-                failure.get_or_insert(LakeError::delta(name.clone(), e));
-            }
-            Err(e) => {
-                abandoned.store(true, Ordering::SeqCst);
-                failure.get_or_insert(LakeError::Inconsistent(format!(
-                    "a writer of {name} stopped: {e}"
-                )));
-            }
-        }
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    if !created {
-        // Created empty by a commit of its own, so that the rows are added the same way as
-        // to an existing table. A crash between the two commits leaves an empty table, and
-        // the rows unrecorded.
-        let empty = lake
-            .session()
-            .read_table(Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?))?;
-        table = write_loaded(table, def, empty, WriteMode::Append, Default::default()).await?;
-    }
+    let adds = pool.finish(failure).await?;
 
     let operation = DeltaOperation::Write {
         mode: SaveMode::Append,
         partition_by: Some(vec![EVENT_DATE.to_string()]),
         predicate: None,
     };
-    let snapshot = table.snapshot().map_err(delta)?;
-    let finalized = CommitBuilder::from(commit)
-        .with_actions(adds.into_iter().map(Action::Add).collect())
-        .build(Some(snapshot), table.log_store(), operation)
-        .await
-        .map_err(delta)?;
-    table
-        .update_incremental(Some(finalized.version()))
-        .await
-        .map_err(delta)?;
-    Ok(table)
+    let actions = adds.into_iter().map(Action::Add).collect();
+    commit_files(lake, def, table, actions, operation, commit).await
 }
 
 /// A batch cut into its runs of one day: (day as days since the epoch, rows).
@@ -230,6 +168,7 @@ fn days_of(batch: &RecordBatch, date_column: usize) -> Result<DayRuns> {
 /// [`MAX_OPEN_DAYS`] files open, and closes them all when one more day comes.
 struct DayWriter {
     writer: RecordBatchWriter,
+    name: String,
     open: Vec<i32>,
     closed: HashSet<i32>,
     max_open: usize,
@@ -237,9 +176,10 @@ struct DayWriter {
 }
 
 impl DayWriter {
-    fn new(writer: RecordBatchWriter) -> Self {
+    fn new(writer: RecordBatchWriter, name: String) -> Self {
         DayWriter {
             writer,
+            name,
             open: Vec::new(),
             closed: HashSet::new(),
             max_open: 1,
@@ -265,11 +205,6 @@ impl DayWriter {
             .await?;
         Ok(())
     }
-
-    async fn finish(mut self) -> deltalake::DeltaResult<Vec<Add>> {
-        self.adds.extend(self.writer.flush().await?);
-        Ok(self.adds)
-    }
 }
 
 /// Writes the batches of `queue` until it closes; then closes the files and returns them, or,
@@ -278,20 +213,24 @@ async fn write_days(
     mut writer: DayWriter,
     mut queue: mpsc::Receiver<DayRuns>,
     abandoned: Arc<AtomicBool>,
-) -> deltalake::DeltaResult<Vec<Add>> {
+) -> Result<Vec<Add>> {
+    let name = writer.name.clone();
+    let delta = |e| LakeError::delta(name.clone(), e);
     while let Some(runs) = queue.recv().await {
         for (day, rows) in runs {
             if let Err(e) = writer.write(day, rows).await {
                 writer.writer.reset();
-                return Err(e);
+                return Err(delta(e));
             }
         }
     }
-    if abandoned.load(Ordering::SeqCst) {
+    if is_abandoned(&abandoned) {
         writer.writer.reset();
         return Ok(Vec::new());
     }
-    writer.finish().await
+    let last = writer.writer.flush().await.map_err(delta)?;
+    writer.adds.extend(last);
+    Ok(writer.adds)
 }
 
 #[cfg(test)]

@@ -14,12 +14,14 @@ pub mod catalog;
 pub mod dictionary;
 pub mod error;
 pub mod lake;
+pub mod overwrite;
 pub mod partitions;
 pub mod progress;
 pub mod replace_day;
 pub mod stats_counts;
 pub mod tables;
 pub mod write;
+mod writers;
 
 pub use catalog::{SqlCatalog, read_only_sql_options};
 pub use error::{LakeError, Result};

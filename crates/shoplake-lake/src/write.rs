@@ -149,7 +149,7 @@ pub fn dates_predicate(dates: &[NaiveDate]) -> datafusion::prelude::Expr {
 /// Brings `input` to the table's declared column order and types. Only representation
 /// changes are allowed (string views to strings, wider SQL results to the declared type); a
 /// missing column is an error.
-fn conform(def: &TableDef, input: DataFrame) -> Result<DataFrame> {
+pub(crate) fn conform(def: &TableDef, input: DataFrame) -> Result<DataFrame> {
     let want = def.arrow_schema();
     let got = input.schema().inner().clone();
     let same = want.fields().len() == got.fields().len()

@@ -1,0 +1,138 @@
+//! Writers that encode a table's new files side by side, one task each, whose files are then
+//! committed together, or abandoned together.
+//!
+//! delta-rs writes through one writer per Delta partition (a day goes to one writer) or, for
+//! an unpartitioned table, one writer for the whole input, so its writes of a single day or a
+//! single table use one core. [`crate::append_days`] and [`crate::overwrite`] hand the rows
+//! to several of these writers instead and commit the files themselves.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use deltalake::DeltaTable;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add};
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::RecordBatchWriter;
+use tokio::task::JoinSet;
+
+use crate::error::{LakeError, Result};
+use crate::lake::Lake;
+use crate::tables::TableDef;
+use crate::write::{WriteMode, write_loaded, writer_properties};
+
+/// The writers of one write, running as tasks.
+pub(crate) struct WriterPool {
+    name: String,
+    tasks: JoinSet<Result<Vec<Add>>>,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl WriterPool {
+    pub(crate) fn new(def: &TableDef) -> Self {
+        WriterPool {
+            name: def.qualified_name(),
+            tasks: JoinSet::new(),
+            abandoned: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts a writer; `work` gets the flag that says the write was abandoned, and returns
+    /// the files it closed (none once abandoned).
+    pub(crate) fn spawn<F>(&mut self, work: impl FnOnce(Arc<AtomicBool>) -> F)
+    where
+        F: Future<Output = Result<Vec<Add>>> + Send + 'static,
+    {
+        self.tasks.spawn(work(self.abandoned.clone()));
+    }
+
+    /// Waits for every writer; returns all their files, or the first error (the input's
+    /// `failure` first), in which case every writer is told to drop its files.
+    pub(crate) async fn finish(mut self, mut failure: Option<LakeError>) -> Result<Vec<Add>> {
+        if failure.is_some() {
+            self.abandoned.store(true, Ordering::SeqCst);
+        }
+        let mut adds = Vec::new();
+        while let Some(done) = self.tasks.join_next().await {
+            let error = match done {
+                Ok(Ok(written)) => {
+                    adds.extend(written);
+                    continue;
+                }
+                Ok(Err(e)) => e,
+                Err(e) => {
+                    LakeError::Inconsistent(format!("a writer of {} stopped: {e}", self.name))
+                }
+            };
+            self.abandoned.store(true, Ordering::SeqCst);
+            failure.get_or_insert(error);
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(adds),
+        }
+    }
+}
+
+/// Whether a writer was told to drop its files.
+pub(crate) fn is_abandoned(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::SeqCst)
+}
+
+/// A file writer for `table`, with the lake's Parquet settings. When the table does not exist
+/// yet, the files go where it will be, with `def`'s schema and partitioning.
+pub(crate) fn new_writer(
+    lake: &Lake,
+    def: &TableDef,
+    table: &DeltaTable,
+) -> Result<RecordBatchWriter> {
+    let writer = if table.version().is_some() {
+        RecordBatchWriter::for_table(table)
+    } else {
+        RecordBatchWriter::try_new(
+            lake.table_url(def).as_str(),
+            def.arrow_schema(),
+            def.partition_by.map(|p| vec![p.to_string()]),
+            None,
+        )
+    };
+    Ok(writer
+        .map_err(|e| LakeError::delta(def.qualified_name(), e))?
+        .with_writer_properties(writer_properties()))
+}
+
+/// Commits `actions` (the files written, and those they replace) to `table`, creating the
+/// table first when it does not exist yet: empty, by a commit of its own, so that the files
+/// are added the same way as to an existing table. A crash between the two commits leaves an
+/// empty table and the files unrecorded.
+pub(crate) async fn commit_files(
+    lake: &Lake,
+    def: &TableDef,
+    mut table: DeltaTable,
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+    commit: CommitProperties,
+) -> Result<DeltaTable> {
+    let delta = |e| LakeError::delta(def.qualified_name(), e);
+    if table.version().is_none() {
+        let schema: SchemaRef = def.arrow_schema();
+        let empty = lake
+            .session()
+            .read_table(Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+        table = write_loaded(table, def, empty, WriteMode::Append, Default::default()).await?;
+    }
+    let snapshot = table.snapshot().map_err(delta)?;
+    let finalized = CommitBuilder::from(commit)
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(delta)?;
+    table
+        .update_incremental(Some(finalized.version()))
+        .await
+        .map_err(delta)?;
+    Ok(table)
+}
