@@ -6,6 +6,13 @@
 //! a time. Here each batch is cut at day boundaries without copying (slices), the batches are
 //! handed out in turn to one writer per core, and each writer puts its share of a day into a
 //! file of its own. One commit adds every file: a reader sees all the rows or none.
+//!
+//! Files open at once stay few. A writer keeps a file per day it is writing, closing the one
+//! written least recently when a third day comes: rows in time order (with stragglers of the
+//! day before) leave at most two open per writer. Rows whose days come back after others
+//! (an export ordered by user, say) are noticed, and from then on each day goes to one writer
+//! only (day number modulo writers), which keeps up to [`MAX_OPEN_DAYS`] files open: as many
+//! files open in all as days interleaved, as delta-rs's writer had.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,9 +34,12 @@ use tokio::sync::mpsc;
 use crate::error::{LakeError, Result};
 use crate::lake::Lake;
 use crate::tables::{EVENT_DATE, TableDef};
-use crate::writers::{WriterPool, commit_files, is_abandoned, new_writer};
+use crate::writers::{WriterFactory, WriterPool, commit_files, is_abandoned};
 
-/// Days a writer keeps open at once once its input turned out not to be in day order.
+/// Files a writer keeps open while the rows come in day order: the day and the one before.
+const OPEN_DAYS_IN_ORDER: usize = 2;
+
+/// Files a writer keeps open once the days are found interleaved.
 const MAX_OPEN_DAYS: usize = 32;
 
 /// Batches waiting for each writer.
@@ -39,9 +49,8 @@ const QUEUED_BATCHES: usize = 2;
 /// commit, with `commit`'s properties; returns the table at the new version. Rows are encoded
 /// by `writers` writers side by side (at least one).
 ///
-/// A table that does not exist yet is created (empty, by a commit of its own) once every row
-/// has been written. If `rows` yields an error, nothing is committed, not even the table, and
-/// the files being written are abandoned.
+/// A table that does not exist yet is created by that commit. If `rows` yields an error,
+/// nothing is committed, not even the table, and the files being written are abandoned.
 pub async fn append_by_day<S, E>(
     lake: &Lake,
     def: &TableDef,
@@ -64,19 +73,22 @@ where
     let date_column = schema.index_of(EVENT_DATE)?;
 
     let mut pool = WriterPool::new(def);
+    let factory = WriterFactory::new(lake, def, &table);
     let mut queues = Vec::new();
     for _ in 0..writers.max(1) {
-        let writer = DayWriter::new(new_writer(lake, def, &table)?, name.clone());
+        let writer = DayWriter::new(factory.clone());
         let (queue, batches) = mpsc::channel(QUEUED_BATCHES);
         queues.push(queue);
         pool.spawn(|abandoned| write_days(writer, batches, abandoned));
     }
 
-    // Hands the batches out in turn; stops at the first input error or failed writer.
+    // Hands the batches out in turn, or each day to its writer once the days are found
+    // interleaved; stops at the first input error or failed writer.
     let mut failure = None;
+    let mut order = DayOrder::default();
     let mut rows = std::pin::pin!(rows);
     let mut turn = 0;
-    while let Some(batch) = rows.next().await {
+    'batches: while let Some(batch) = rows.next().await {
         let runs = batch.map_err(LakeError::from).and_then(|b| {
             check_columns(&name, &schema, &b)?;
             days_of(&b, date_column)
@@ -91,11 +103,31 @@ where
         if runs.is_empty() {
             continue;
         }
-        if queues[turn].send(runs).await.is_err() {
-            // The writer stopped on an error, which finishing the pool reports.
-            break;
+        for (day, _) in &runs {
+            order.saw(*day);
         }
-        turn = (turn + 1) % queues.len();
+        let mut shares: Vec<DayRuns> = vec![Vec::new(); queues.len()];
+        if order.interleaved {
+            for (day, rows) in runs {
+                shares[day.rem_euclid(queues.len() as i32) as usize].push((day, rows));
+            }
+        } else {
+            shares[turn] = runs;
+            turn = (turn + 1) % queues.len();
+        }
+        for (queue, runs) in queues.iter().zip(shares) {
+            if runs.is_empty() {
+                continue;
+            }
+            let work = Work {
+                runs,
+                interleaved: order.interleaved,
+            };
+            if queue.send(work).await.is_err() {
+                // The writer stopped on an error, which finishing the pool reports.
+                break 'batches;
+            }
+        }
     }
     drop(queues);
     let adds = pool.finish(failure).await?;
@@ -106,11 +138,44 @@ where
         predicate: None,
     };
     let actions = adds.into_iter().map(Action::Add).collect();
-    commit_files(lake, def, table, actions, operation, commit).await
+    commit_files(def, table, actions, operation, commit).await
 }
 
 /// A batch cut into its runs of one day: (day as days since the epoch, rows).
 type DayRuns = Vec<(i32, RecordBatch)>;
+
+/// What a writer is handed: rows, and whether the days were found interleaved.
+struct Work {
+    runs: DayRuns,
+    interleaved: bool,
+}
+
+/// Watches the order of the days: a day that comes back after the rows moved on past the
+/// next one means the input is not in day order. Going back to the day just left (rows
+/// delivered a little late, around midnight) does not count.
+#[derive(Default)]
+struct DayOrder {
+    current: Option<i32>,
+    previous: Option<i32>,
+    left: HashSet<i32>,
+    interleaved: bool,
+}
+
+impl DayOrder {
+    fn saw(&mut self, day: i32) {
+        if self.current == Some(day) {
+            return;
+        }
+        if self.left.contains(&day) && self.previous != Some(day) {
+            self.interleaved = true;
+        }
+        if let Some(current) = self.current {
+            self.left.insert(current);
+        }
+        self.previous = self.current;
+        self.current = Some(day);
+    }
+}
 
 /// The rows must have the table's columns, by name and type, in its order.
 fn check_columns(name: &str, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
@@ -162,75 +227,100 @@ fn days_of(batch: &RecordBatch, date_column: usize) -> Result<DayRuns> {
         .collect())
 }
 
-/// One writer's files: a file per day it is given, closed when the next day comes, so that
-/// at most one file is open when the input is in day order. A day that comes back after its
-/// file was closed shows the input is not in that order; from then on the writer keeps up to
-/// [`MAX_OPEN_DAYS`] files open, and closes them all when one more day comes.
+/// One writer's files: one open per day it is writing, the least recently written closed
+/// when more than `max_open` would be open. Once the days are interleaved, `max_open` grows
+/// to [`MAX_OPEN_DAYS`].
 struct DayWriter {
-    writer: RecordBatchWriter,
-    name: String,
-    open: Vec<i32>,
-    closed: HashSet<i32>,
+    factory: WriterFactory,
+    /// Open files by day, the least recently written first.
+    open: Vec<(i32, RecordBatchWriter)>,
     max_open: usize,
     adds: Vec<Add>,
 }
 
 impl DayWriter {
-    fn new(writer: RecordBatchWriter, name: String) -> Self {
+    fn new(factory: WriterFactory) -> Self {
         DayWriter {
-            writer,
-            name,
+            factory,
             open: Vec::new(),
-            closed: HashSet::new(),
-            max_open: 1,
+            max_open: OPEN_DAYS_IN_ORDER,
             adds: Vec::new(),
         }
     }
 
-    async fn write(&mut self, day: i32, rows: RecordBatch) -> deltalake::DeltaResult<()> {
-        if !self.open.contains(&day) {
-            if self.closed.contains(&day) {
-                self.max_open = MAX_OPEN_DAYS;
+    /// Turns delta-rs's error into the lake's, naming the table.
+    fn delta(&self) -> impl Fn(deltalake::DeltaTableError) -> LakeError + Send + use<> {
+        let name = self.factory.name().to_string();
+        move |e| LakeError::delta(name.clone(), e)
+    }
+
+    async fn write(&mut self, day: i32, rows: RecordBatch) -> Result<()> {
+        let found = self.open.iter().position(|(d, _)| *d == day);
+        let writer = match found {
+            Some(at) => self.open.remove(at),
+            None => {
+                if self.open.len() >= self.max_open {
+                    let (_, mut oldest) = self.open.remove(0);
+                    let delta = self.delta();
+                    let closed = oldest.flush().await.map_err(delta)?;
+                    self.adds.extend(closed);
+                }
+                (day, self.factory.writer()?)
             }
-            if self.open.len() >= self.max_open {
-                // Flushing closes every open file.
-                self.adds.extend(self.writer.flush().await?);
-                self.closed.extend(self.open.drain(..));
-            }
-            self.open.push(day);
-        }
+        };
+        // The most recently written goes last.
+        self.open.push(writer);
         let partition = IndexMap::from([(EVENT_DATE.to_string(), Scalar::Date(day))]);
-        self.writer
+        let delta = self.delta();
+        let (_, writer) = self.open.last_mut().expect("just pushed");
+        writer
             .write_partition(rows, &partition, deltalake::writer::WriteMode::Default)
-            .await?;
+            .await
+            .map_err(delta)?;
         Ok(())
+    }
+
+    /// Drops the open files.
+    fn abandon(&mut self) {
+        for (_, writer) in &mut self.open {
+            writer.reset();
+        }
+    }
+
+    /// Closes the open files; returns every file written.
+    async fn finish(mut self) -> Result<Vec<Add>> {
+        let delta = self.delta();
+        for (_, mut writer) in std::mem::take(&mut self.open) {
+            let closed = writer.flush().await.map_err(&delta)?;
+            self.adds.extend(closed);
+        }
+        Ok(self.adds)
     }
 }
 
-/// Writes the batches of `queue` until it closes; then closes the files and returns them, or,
-/// when the append was `abandoned`, drops the open files and returns none.
+/// Writes what `queue` hands over until it closes; then closes the files and returns them,
+/// or, when the append was `abandoned`, drops the open files and returns none.
 async fn write_days(
     mut writer: DayWriter,
-    mut queue: mpsc::Receiver<DayRuns>,
+    mut queue: mpsc::Receiver<Work>,
     abandoned: Arc<AtomicBool>,
 ) -> Result<Vec<Add>> {
-    let name = writer.name.clone();
-    let delta = |e| LakeError::delta(name.clone(), e);
-    while let Some(runs) = queue.recv().await {
-        for (day, rows) in runs {
+    while let Some(work) = queue.recv().await {
+        if work.interleaved {
+            writer.max_open = MAX_OPEN_DAYS;
+        }
+        for (day, rows) in work.runs {
             if let Err(e) = writer.write(day, rows).await {
-                writer.writer.reset();
-                return Err(delta(e));
+                writer.abandon();
+                return Err(e);
             }
         }
     }
     if is_abandoned(&abandoned) {
-        writer.writer.reset();
+        writer.abandon();
         return Ok(Vec::new());
     }
-    let last = writer.writer.flush().await.map_err(delta)?;
-    writer.adds.extend(last);
-    Ok(writer.adds)
+    writer.finish().await
 }
 
 #[cfg(test)]
@@ -254,11 +344,12 @@ mod tests {
         Lake::open(dir.path().to_str().unwrap()).unwrap()
     }
 
+    /// Day `d` counted from 2020-04-01 as day 1.
     fn day(d: u32) -> i32 {
-        date_to_days(NaiveDate::from_ymd_opt(2020, 4, d).unwrap())
+        date_to_days(NaiveDate::from_ymd_opt(2020, 4, 1).unwrap()) + d as i32 - 1
     }
 
-    /// Rows numbered from `first`, of the given days of April, one row per entry.
+    /// Rows numbered from `first`, of the given days, one row per entry.
     fn batch(first: i64, days: &[u32]) -> RecordBatch {
         RecordBatch::try_new(
             def().arrow_schema(),
@@ -343,8 +434,8 @@ mod tests {
         )
         .await
         .unwrap();
-        // Created empty, then one commit with every row.
-        assert_eq!(table.version(), Some(1));
+        // Created by the commit that adds every row.
+        assert_eq!(table.version(), Some(0));
         let (rows, files) = contents(&lake).await;
         assert_eq!(rows, rows_of(&batches));
         // The batches went to the two writers in turn: each day has a file from each.
@@ -360,7 +451,7 @@ mod tests {
         let table = append_by_day(&lake, &def(), stream(more.clone()), Default::default(), 2)
             .await
             .unwrap();
-        assert_eq!(table.version(), Some(2));
+        assert_eq!(table.version(), Some(1));
         let (rows, files) = contents(&lake).await;
         let mut all = batches.clone();
         all.extend(more);
@@ -385,11 +476,66 @@ mod tests {
         .unwrap();
         let (rows, files) = contents(&lake).await;
         assert_eq!(rows, rows_of(&batches));
-        // The first batch closes each day's file as the next day comes (the writer cannot
-        // know yet that the input is not in day order); from the second batch on, the days
-        // stay open together: days 1 to 4 have two files, day 5 (never closed) one.
+        // In the first batch the days come in order, and each file is closed two days later;
+        // from the second batch on, the days are known to be interleaved and stay open
+        // together: days 1 to 3 have two files, days 4 and 5 (never closed) one.
         let counts: Vec<usize> = files.iter().map(|(_, n)| *n).collect();
-        assert_eq!(counts, vec![2, 2, 2, 2, 1], "{files:?}");
+        assert_eq!(counts, vec![2, 2, 2, 1, 1], "{files:?}");
+    }
+
+    #[tokio::test]
+    async fn more_days_interleaved_than_files_open_at_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        let days: Vec<u32> = (1..=40).collect();
+        let batches: Vec<RecordBatch> = (0..10).map(|b| batch(b * 40, &days)).collect();
+        append_by_day(
+            &lake,
+            &def(),
+            stream(batches.clone()),
+            Default::default(),
+            2,
+        )
+        .await
+        .unwrap();
+        let (rows, files) = contents(&lake).await;
+        assert_eq!(rows, rows_of(&batches));
+        // Each day: the file the first batch closed, and one file of the writer it goes to
+        // once the days are known interleaved (a file per run would be ten).
+        assert_eq!(files.len(), 40);
+        assert!(files.iter().all(|(_, n)| *n <= 2), "{files:?}");
+    }
+
+    #[tokio::test]
+    async fn late_rows_of_the_day_before_are_not_taken_for_disorder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        let batches = vec![
+            batch(0, &[1, 1, 2, 1, 2, 2]),
+            batch(6, &[2, 3, 2, 3]),
+            batch(10, &[3, 3, 4]),
+        ];
+        append_by_day(
+            &lake,
+            &def(),
+            stream(batches.clone()),
+            Default::default(),
+            1,
+        )
+        .await
+        .unwrap();
+        let (rows, files) = contents(&lake).await;
+        assert_eq!(rows, rows_of(&batches));
+        let counts: Vec<usize> = files.iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, vec![1, 1, 1, 1], "{files:?}");
+
+        let mut order = DayOrder::default();
+        for d in [1, 1, 2, 1, 2, 2, 3, 2, 3, 3, 4] {
+            order.saw(day(d));
+        }
+        assert!(!order.interleaved);
+        order.saw(day(2));
+        assert!(order.interleaved, "day 2 came back after days 3 and 4");
     }
 
     #[tokio::test]
@@ -427,7 +573,7 @@ mod tests {
             .await
             .unwrap_err();
         let table = lake.load(&def()).await.unwrap().unwrap();
-        assert_eq!(table.version(), Some(1));
+        assert_eq!(table.version(), Some(0));
         let (rows, files) = contents(&lake).await;
         assert_eq!(rows, vec![(day(1), 0)]);
         assert_eq!(files.len(), 1);
@@ -463,6 +609,26 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("is null"), "{err}");
+        assert!(lake.load(&def()).await.unwrap().is_none());
+
+        // A null line number passes the check of names and types, and the writer refuses
+        // it: the other writer's files are dropped and nothing is committed.
+        let null_line = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("_line", DataType::Int64, true),
+                Field::new(EVENT_DATE, DataType::Date32, false),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(vec![None, Some(2)])),
+                Arc::new(Date32Array::from(vec![day(2), day(2)])),
+            ],
+        )
+        .unwrap();
+        let rows = stream(vec![batch(0, &[1, 1]), null_line, batch(5, &[2, 3])]);
+        let err = append_by_day(&lake, &def(), rows, Default::default(), 2)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("_line"), "{err}");
         assert!(lake.load(&def()).await.unwrap().is_none());
     }
 }

@@ -18,12 +18,11 @@ use crate::error::{LakeError, Result};
 use crate::lake::Lake;
 use crate::tables::TableDef;
 use crate::write::conform;
-use crate::writers::{WriterPool, commit_files, is_abandoned, new_writer};
+use crate::writers::{WriterFactory, WriterPool, commit_files, is_abandoned};
 
 /// Replaces every row of the unpartitioned table `def` with the rows of `input`, in one
 /// commit; returns the table at the new version. A table that does not exist yet is created
-/// (empty, by a commit of its own) once the rows are written. If reading `input` fails,
-/// nothing is committed.
+/// by that commit. If reading `input` fails, nothing is committed.
 pub async fn overwrite_table(
     lake: &Lake,
     def: &TableDef,
@@ -41,8 +40,9 @@ pub async fn overwrite_table(
     let task = input.task_ctx();
     let plan = input.create_physical_plan().await?;
     let mut pool = WriterPool::new(def);
+    let factory = WriterFactory::new(lake, def, &table);
     for mut rows in execute_stream_partitioned(plan, std::sync::Arc::new(task))? {
-        let mut writer = new_writer(lake, def, &table)?;
+        let mut writer = factory.writer()?;
         let name = name.clone();
         pool.spawn(|abandoned| async move {
             let delta = |e| LakeError::delta(name.clone(), e);
@@ -83,7 +83,7 @@ pub async fn overwrite_table(
         partition_by: None,
         predicate: None,
     };
-    commit_files(lake, def, table, actions, operation, commit).await
+    commit_files(def, table, actions, operation, commit).await
 }
 
 #[cfg(test)]
@@ -163,8 +163,8 @@ mod tests {
         let table = overwrite_table(&lake, &def(), input, Default::default())
             .await
             .unwrap();
-        // Created empty, then the files.
-        assert_eq!(table.version(), Some(1));
+        // Created by the commit that adds the files.
+        assert_eq!(table.version(), Some(0));
         let (rows, files) = contents(&lake).await;
         assert_eq!(rows, (0..1501).collect::<Vec<_>>());
         assert_eq!(files, 3);
@@ -173,7 +173,7 @@ mod tests {
         let table = overwrite_table(&lake, &def(), input, Default::default())
             .await
             .unwrap();
-        assert_eq!(table.version(), Some(2));
+        assert_eq!(table.version(), Some(1));
         let (rows, files) = contents(&lake).await;
         assert_eq!(rows, vec![5, 6, 7, 8, 9, 20, 21, 22, 23, 24]);
         assert_eq!(files, 2);
@@ -211,7 +211,23 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("the input failed"), "{err}");
         let table = lake.load(&def()).await.unwrap().unwrap();
-        assert_eq!(table.version(), Some(1));
+        assert_eq!(table.version(), Some(0));
+        assert_eq!(contents(&lake).await, (vec![0, 1, 2], 1));
+
+        // One failing partition among good ones: no commit either.
+        let failing = futures::stream::iter(vec![Err(
+            datafusion::error::DataFusionError::Execution("one part failed".into()),
+        )]);
+        let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), failing));
+        let bad =
+            crate::write::stream_to_dataframe(&lake.session(), schema.clone(), stream).unwrap();
+        let input = numbers(&lake, &[(10, 5000), (5000, 9000)])
+            .union(bad)
+            .unwrap();
+        let err = overwrite_table(&lake, &def(), input, Default::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("one part failed"), "{err}");
         assert_eq!(contents(&lake).await, (vec![0, 1, 2], 1));
 
         // Nor is a table created by a failed first write.

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::datasource::MemTable;
+use delta_kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add};
+use deltalake::kernel::{Action, Add, StructType};
+use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::RecordBatchWriter;
 use tokio::task::JoinSet;
@@ -22,7 +23,7 @@ use tokio::task::JoinSet;
 use crate::error::{LakeError, Result};
 use crate::lake::Lake;
 use crate::tables::TableDef;
-use crate::write::{WriteMode, write_loaded, writer_properties};
+use crate::write::writer_properties;
 
 /// The writers of one write, running as tasks.
 pub(crate) struct WriterPool {
@@ -82,34 +83,53 @@ pub(crate) fn is_abandoned(flag: &AtomicBool) -> bool {
     flag.load(Ordering::SeqCst)
 }
 
-/// A file writer for `table`, with the lake's Parquet settings. When the table does not exist
-/// yet, the files go where it will be, with `def`'s schema and partitioning.
-pub(crate) fn new_writer(
-    lake: &Lake,
-    def: &TableDef,
-    table: &DeltaTable,
-) -> Result<RecordBatchWriter> {
-    let writer = if table.version().is_some() {
-        RecordBatchWriter::for_table(table)
-    } else {
-        RecordBatchWriter::try_new(
-            lake.table_url(def).as_str(),
-            def.arrow_schema(),
-            def.partition_by.map(|p| vec![p.to_string()]),
-            None,
-        )
-    };
-    Ok(writer
-        .map_err(|e| LakeError::delta(def.qualified_name(), e))?
-        .with_writer_properties(writer_properties()))
+/// Makes the file writers of one table, with the lake's Parquet settings. When the table does
+/// not exist yet, the files go where it will be, with `def`'s schema and partitioning.
+#[derive(Clone)]
+pub(crate) struct WriterFactory {
+    name: String,
+    existing: Option<DeltaTable>,
+    url: String,
+    schema: SchemaRef,
+    partition_by: Option<Vec<String>>,
 }
 
-/// Commits `actions` (the files written, and those they replace) to `table`, creating the
-/// table first when it does not exist yet: empty, by a commit of its own, so that the files
-/// are added the same way as to an existing table. A crash between the two commits leaves an
-/// empty table and the files unrecorded.
+impl WriterFactory {
+    pub(crate) fn new(lake: &Lake, def: &TableDef, table: &DeltaTable) -> Self {
+        WriterFactory {
+            name: def.qualified_name(),
+            existing: table.version().is_some().then(|| table.clone()),
+            url: lake.table_url(def).to_string(),
+            schema: def.arrow_schema(),
+            partition_by: def.partition_by.map(|p| vec![p.to_string()]),
+        }
+    }
+
+    /// The table's name, for messages.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn writer(&self) -> Result<RecordBatchWriter> {
+        let writer = match &self.existing {
+            Some(table) => RecordBatchWriter::for_table(table),
+            None => RecordBatchWriter::try_new(
+                &self.url,
+                self.schema.clone(),
+                self.partition_by.clone(),
+                None,
+            ),
+        };
+        Ok(writer
+            .map_err(|e| LakeError::delta(self.name.clone(), e))?
+            .with_writer_properties(writer_properties()))
+    }
+}
+
+/// Commits `actions` (the files written, and those they replace) to `table`. A table that
+/// does not exist yet is created by the same commit, from `def`'s schema and partitioning, so
+/// that a failed or interrupted write leaves no table behind.
 pub(crate) async fn commit_files(
-    lake: &Lake,
     def: &TableDef,
     mut table: DeltaTable,
     actions: Vec<Action>,
@@ -118,11 +138,18 @@ pub(crate) async fn commit_files(
 ) -> Result<DeltaTable> {
     let delta = |e| LakeError::delta(def.qualified_name(), e);
     if table.version().is_none() {
-        let schema: SchemaRef = def.arrow_schema();
-        let empty = lake
-            .session()
-            .read_table(Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
-        table = write_loaded(table, def, empty, WriteMode::Append, Default::default()).await?;
+        let schema: StructType = def.arrow_schema().as_ref().try_into_kernel()?;
+        let adds = actions.into_iter().filter(|a| matches!(a, Action::Add(_)));
+        return CreateBuilder::new()
+            .with_log_store(table.log_store())
+            .with_columns(schema.fields().cloned())
+            .with_partition_columns(def.partition_by.map(String::from))
+            .with_table_name(def.qualified_name())
+            .with_comment(def.description)
+            .with_actions(adds)
+            .with_commit_properties(commit)
+            .await
+            .map_err(delta);
     }
     let snapshot = table.snapshot().map_err(delta)?;
     let finalized = CommitBuilder::from(commit)

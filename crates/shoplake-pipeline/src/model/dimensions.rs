@@ -1423,6 +1423,8 @@ mod tests {
             "abcdefgh1",
             "",
             "abcdefgg~",
+            "a\0",
+            "abcdefgh\0",
         ];
         let mut fold = DayFold::default();
         let mut expected: Vec<(&str, Vec<i64>)> = Vec::new();
