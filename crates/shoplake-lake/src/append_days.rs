@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use crate::error::{LakeError, Result};
 use crate::lake::Lake;
 use crate::tables::{EVENT_DATE, TableDef};
-use crate::writers::{WriterFactory, WriterPool, commit_files, is_abandoned};
+use crate::writers::{WriterFactory, WriterPool, Written, commit_files, is_abandoned};
 
 /// Files a writer keeps open while the rows come in day order: the day and the one before.
 const OPEN_DAYS_IN_ORDER: usize = 2;
@@ -72,7 +72,7 @@ where
     let table = lake.load_or_new(def).await?;
     let date_column = schema.index_of(EVENT_DATE)?;
 
-    let mut pool = WriterPool::new(def);
+    let mut pool = WriterPool::new(def, &table);
     let factory = WriterFactory::new(lake, def, &table);
     let mut queues = Vec::new();
     for _ in 0..writers.max(1) {
@@ -288,23 +288,30 @@ impl DayWriter {
     }
 
     /// Closes the open files; returns every file written.
-    async fn finish(mut self) -> Result<Vec<Add>> {
+    async fn finish(mut self) -> Written {
         let delta = self.delta();
-        for (_, mut writer) in std::mem::take(&mut self.open) {
-            let closed = writer.flush().await.map_err(&delta)?;
-            self.adds.extend(closed);
+        while !self.open.is_empty() {
+            let (_, mut writer) = self.open.remove(0);
+            match writer.flush().await {
+                Ok(closed) => self.adds.extend(closed),
+                Err(e) => {
+                    writer.reset();
+                    self.abandon();
+                    return Written::failed(self.adds, delta(e));
+                }
+            }
         }
-        Ok(self.adds)
+        Written::ok(self.adds)
     }
 }
 
 /// Writes what `queue` hands over until it closes; then closes the files and returns them,
-/// or, when the append was `abandoned`, drops the open files and returns none.
+/// or, when the append was `abandoned`, drops the open files and returns the closed ones.
 async fn write_days(
     mut writer: DayWriter,
     mut queue: mpsc::Receiver<Work>,
     abandoned: Arc<AtomicBool>,
-) -> Result<Vec<Add>> {
+) -> Written {
     while let Some(work) = queue.recv().await {
         if work.interleaved {
             writer.max_open = MAX_OPEN_DAYS;
@@ -312,13 +319,13 @@ async fn write_days(
         for (day, rows) in work.runs {
             if let Err(e) = writer.write(day, rows).await {
                 writer.abandon();
-                return Err(e);
+                return Written::failed(writer.adds, e);
             }
         }
     }
     if is_abandoned(&abandoned) {
         writer.abandon();
-        return Ok(Vec::new());
+        return Written::ok(writer.adds);
     }
     writer.finish().await
 }
@@ -404,6 +411,26 @@ mod tests {
         }
         files.sort();
         (rows_of(&batches), files)
+    }
+
+    /// Parquet files on disk under the table's directory, referenced or not.
+    fn parquet_files(lake: &Lake) -> usize {
+        fn count(dir: &std::path::Path) -> usize {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .map(|e| e.unwrap().path())
+                .map(|p| {
+                    if p.is_dir() {
+                        count(&p)
+                    } else {
+                        usize::from(p.extension().is_some_and(|x| x == "parquet"))
+                    }
+                })
+                .sum()
+        }
+        count(&lake.local_table_dir(&def()).unwrap())
     }
 
     fn stream(
@@ -555,6 +582,21 @@ mod tests {
         // Not even the table was created.
         assert!(lake.load(&def()).await.unwrap().is_none());
 
+        // Files a writer had already closed (days 1 and 2, when days 3 and 4 came) are
+        // deleted.
+        let rows = futures::stream::iter(vec![
+            Ok(batch(0, &[1])),
+            Ok(batch(1, &[2])),
+            Ok(batch(2, &[3])),
+            Ok(batch(3, &[4])),
+            Err(LakeError::Inconsistent("the reader failed".into())),
+        ]);
+        append_by_day(&lake, &def(), rows, Default::default(), 1)
+            .await
+            .unwrap_err();
+        assert!(lake.load(&def()).await.unwrap().is_none());
+        assert_eq!(parquet_files(&lake), 0);
+
         // On an existing table, no commit either.
         append_by_day(
             &lake,
@@ -577,6 +619,7 @@ mod tests {
         let (rows, files) = contents(&lake).await;
         assert_eq!(rows, vec![(day(1), 0)]);
         assert_eq!(files.len(), 1);
+        assert_eq!(parquet_files(&lake), 1);
     }
 
     #[tokio::test]

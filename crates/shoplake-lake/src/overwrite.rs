@@ -18,7 +18,7 @@ use crate::error::{LakeError, Result};
 use crate::lake::Lake;
 use crate::tables::TableDef;
 use crate::write::conform;
-use crate::writers::{WriterFactory, WriterPool, commit_files, is_abandoned};
+use crate::writers::{WriterFactory, WriterPool, Written, commit_files, is_abandoned};
 
 /// Replaces every row of the unpartitioned table `def` with the rows of `input`, in one
 /// commit; returns the table at the new version. A table that does not exist yet is created
@@ -39,7 +39,7 @@ pub async fn overwrite_table(
     let input = conform(def, input)?;
     let task = input.task_ctx();
     let plan = input.create_physical_plan().await?;
-    let mut pool = WriterPool::new(def);
+    let mut pool = WriterPool::new(def, &table);
     let factory = WriterFactory::new(lake, def, &table);
     for mut rows in execute_stream_partitioned(plan, std::sync::Arc::new(task))? {
         let mut writer = factory.writer()?;
@@ -56,14 +56,18 @@ pub async fn overwrite_table(
                 };
                 if let Err(e) = written {
                     writer.reset();
-                    return Err(e);
+                    return Written::failed(Vec::new(), e);
                 }
             }
             if is_abandoned(&abandoned) {
                 writer.reset();
-                return Ok(Vec::new());
+                return Written::ok(Vec::new());
             }
-            writer.flush().await.map_err(delta)
+            // One file, closed here: nothing was closed before.
+            match writer.flush().await {
+                Ok(files) => Written::ok(files),
+                Err(e) => Written::failed(Vec::new(), delta(e)),
+            }
         });
     }
     let adds = pool.finish(None).await?;
@@ -229,6 +233,15 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("one part failed"), "{err}");
         assert_eq!(contents(&lake).await, (vec![0, 1, 2], 1));
+        // The good parts' files, if they were closed before the failure, are deleted.
+        let on_disk = std::fs::read_dir(lake.local_table_dir(&def()).unwrap())
+            .unwrap()
+            .filter(|e| {
+                let path = e.as_ref().unwrap().path();
+                path.extension().is_some_and(|x| x == "parquet")
+            })
+            .count();
+        assert_eq!(on_disk, 1);
 
         // Nor is a table created by a failed first write.
         let other = tempfile::tempdir().unwrap();

@@ -4,7 +4,8 @@
 //! delta-rs writes through one writer per Delta partition (a day goes to one writer) or, for
 //! an unpartitioned table, one writer for the whole input, so its writes of a single day or a
 //! single table use one core. [`crate::append_days`] and [`crate::overwrite`] hand the rows
-//! to several of these writers instead and commit the files themselves.
+//! to several of these writers instead and commit the files themselves. A write that fails
+//! deletes the files its writers had closed: nothing refers to them.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,12 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use delta_kernel::engine::arrow_conversion::TryIntoKernel as _;
-use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, StructType};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::RecordBatchWriter;
+use deltalake::{DeltaTable, ObjectStore, Path};
+use futures::StreamExt;
 use tokio::task::JoinSet;
 
 use crate::error::{LakeError, Result};
@@ -25,55 +27,99 @@ use crate::lake::Lake;
 use crate::tables::TableDef;
 use crate::write::writer_properties;
 
+/// What a writer hands back: the files it closed, and the error that stopped it, if any.
+pub(crate) struct Written {
+    pub(crate) files: Vec<Add>,
+    pub(crate) error: Option<LakeError>,
+}
+
+impl Written {
+    pub(crate) fn ok(files: Vec<Add>) -> Self {
+        Written { files, error: None }
+    }
+
+    pub(crate) fn failed(files: Vec<Add>, error: LakeError) -> Self {
+        Written {
+            files,
+            error: Some(error),
+        }
+    }
+}
+
 /// The writers of one write, running as tasks.
 pub(crate) struct WriterPool {
     name: String,
-    tasks: JoinSet<Result<Vec<Add>>>,
+    store: Arc<dyn ObjectStore>,
+    tasks: JoinSet<Written>,
     abandoned: Arc<AtomicBool>,
 }
 
 impl WriterPool {
-    pub(crate) fn new(def: &TableDef) -> Self {
+    pub(crate) fn new(def: &TableDef, table: &DeltaTable) -> Self {
         WriterPool {
             name: def.qualified_name(),
+            store: table.log_store().object_store(None),
             tasks: JoinSet::new(),
             abandoned: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Starts a writer; `work` gets the flag that says the write was abandoned, and returns
-    /// the files it closed (none once abandoned).
+    /// Starts a writer; `work` gets the flag that says the write was abandoned (then it drops
+    /// its open files), and returns the files it closed.
     pub(crate) fn spawn<F>(&mut self, work: impl FnOnce(Arc<AtomicBool>) -> F)
     where
-        F: Future<Output = Result<Vec<Add>>> + Send + 'static,
+        F: Future<Output = Written> + Send + 'static,
     {
         self.tasks.spawn(work(self.abandoned.clone()));
     }
 
     /// Waits for every writer; returns all their files, or the first error (the input's
-    /// `failure` first), in which case every writer is told to drop its files.
+    /// `failure` first). On an error every writer is told to drop its open files, and the
+    /// files already closed are deleted, so that a failed write leaves nothing behind.
     pub(crate) async fn finish(mut self, mut failure: Option<LakeError>) -> Result<Vec<Add>> {
         if failure.is_some() {
             self.abandoned.store(true, Ordering::SeqCst);
         }
-        let mut adds = Vec::new();
+        let mut files = Vec::new();
         while let Some(done) = self.tasks.join_next().await {
             let error = match done {
-                Ok(Ok(written)) => {
-                    adds.extend(written);
-                    continue;
+                Ok(written) => {
+                    files.extend(written.files);
+                    written.error
                 }
-                Ok(Err(e)) => e,
-                Err(e) => {
-                    LakeError::Inconsistent(format!("a writer of {} stopped: {e}", self.name))
-                }
+                Err(e) => Some(LakeError::Inconsistent(format!(
+                    "a writer of {} stopped: {e}",
+                    self.name
+                ))),
             };
-            self.abandoned.store(true, Ordering::SeqCst);
-            failure.get_or_insert(error);
+            if let Some(error) = error {
+                self.abandoned.store(true, Ordering::SeqCst);
+                failure.get_or_insert(error);
+            }
         }
         match failure {
-            Some(e) => Err(e),
-            None => Ok(adds),
+            Some(e) => {
+                remove_files(&self.store, &files).await;
+                Err(e)
+            }
+            None => Ok(files),
+        }
+    }
+}
+
+/// Deletes files no commit will add; a file that cannot be deleted only costs disk space.
+async fn remove_files(store: &Arc<dyn ObjectStore>, files: &[Add]) {
+    let mut paths = Vec::new();
+    for file in files {
+        match Path::from_url_path(&file.path) {
+            Ok(path) => paths.push(Ok(path)),
+            Err(e) => tracing::warn!("could not delete the unused file {}: {e}", file.path),
+        }
+    }
+    let mut deleted = store.delete_stream(futures::stream::iter(paths).boxed());
+    while let Some(done) = deleted.next().await {
+        if let Err(e) = done {
+            tracing::warn!("could not delete an unused file: {e}");
         }
     }
 }
