@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use crate::error::{LakeError, Result};
 use crate::lake::Lake;
 use crate::tables::{EVENT_DATE, TableDef};
+use crate::write::{describe, same_columns};
 use crate::writers::{WriterFactory, WriterPool, Written, commit_files, is_abandoned};
 
 /// Files a writer keeps open while the rows come in day order: the day and the one before.
@@ -180,26 +181,13 @@ impl DayOrder {
 /// The rows must have the table's columns, by name and type, in its order.
 fn check_columns(name: &str, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
     let got = batch.schema();
-    let same = got.fields().len() == schema.fields().len()
-        && got
-            .fields()
-            .iter()
-            .zip(schema.fields())
-            .all(|(g, w)| g.name() == w.name() && g.data_type() == w.data_type());
-    if same {
+    if same_columns(schema, &got) {
         return Ok(());
     }
-    let names = |s: &SchemaRef| {
-        s.fields()
-            .iter()
-            .map(|f| format!("{} {}", f.name(), f.data_type()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     Err(LakeError::Inconsistent(format!(
         "rows for {name} do not have its columns: expected [{}], got [{}]",
-        names(schema),
-        names(&got)
+        describe(schema),
+        describe(&got)
     )))
 }
 

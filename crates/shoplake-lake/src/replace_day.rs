@@ -9,19 +9,16 @@
 //! the day's old files and adds the new ones. The caller keeps the table handle, and each
 //! commit moves it forward by reading only the new log entry.
 
-use std::sync::Arc;
-
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, Date32Array, RecordBatch};
 use datafusion::arrow::compute::{cast, partition};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
-use datafusion::datasource::MemTable;
 use delta_kernel::expressions::Scalar;
 use deltalake::kernel::Action;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::DeltaWriter;
 use deltalake::{DeltaTable, FilterOp, FilterValue};
 use futures::TryStreamExt;
 use indexmap::IndexMap;
@@ -29,16 +26,16 @@ use indexmap::IndexMap;
 use crate::error::{LakeError, Result};
 use crate::lake::Lake;
 use crate::tables::{EVENT_DATE, TableDef};
-use crate::write::{WriteMode, date_to_days, write_loaded, writer_properties};
+use crate::write::date_to_days;
+use crate::writers::{WriterFactory, commit_files};
 
 /// Replaces the `event_date = date` partition of `table` with `batches`, in one commit; other
 /// days are untouched. Every row must belong to `date`. Returns the table at the new version.
 ///
-/// `table` may be a handle on a table that does not exist yet: the first write creates it
-/// (through [`crate::write::write_table`]'s path, which also commits the schema).
+/// `table` may be a handle on a table that does not exist yet: the same commit creates it.
 pub async fn replace_day(
     lake: &Lake,
-    mut table: DeltaTable,
+    table: DeltaTable,
     def: &TableDef,
     date: NaiveDate,
     batches: Vec<RecordBatch>,
@@ -55,25 +52,10 @@ pub async fn replace_day(
         .into_iter()
         .map(|b| conform(&name, &schema, date, b))
         .collect::<Result<Vec<_>>>()?;
-    if table.version().is_none() {
-        let ctx = lake.session();
-        let mode = WriteMode::ReplaceDates(vec![date]);
-        if def.file_per_value_of.is_none() {
-            // One commit creates the table with the day's rows.
-            let input = ctx.read_table(Arc::new(MemTable::try_new(schema, vec![batches])?))?;
-            return write_loaded(table, def, input, mode, commit).await;
-        }
-        // The table is created empty first, so that its first day is written one file per
-        // value like the others. A crash between the two commits leaves an empty table: the
-        // day is not recorded as built, and the next run writes it.
-        let empty = ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
-        table = write_loaded(table, def, empty, mode, CommitProperties::default()).await?;
-    }
     let delta = |e| LakeError::delta(name.clone(), e);
-
-    let mut writer = RecordBatchWriter::for_table(&table)
-        .map_err(delta)?
-        .with_writer_properties(writer_properties());
+    // For a table that does not exist yet, the files go where it will be; the commit below
+    // creates it.
+    let mut writer = WriterFactory::new(lake, def, &table).writer()?;
     let partition = IndexMap::from([(EVENT_DATE.to_string(), Scalar::Date(date_to_days(date)))]);
     let mut adds = Vec::new();
     // The value of `def.file_per_value_of` in the file being written.
@@ -94,16 +76,20 @@ pub async fn replace_day(
     adds.extend(writer.flush().await.map_err(delta)?);
 
     let day = date.format("%Y-%m-%d").to_string();
-    let of_day = [(EVENT_DATE, FilterOp::Eq, FilterValue::Scalar(day.as_str()))];
-    let old_files: Vec<_> = table
-        .get_active_add_actions_by_partitions(&of_day)
-        .try_collect()
-        .await
-        .map_err(delta)?;
-    let mut actions: Vec<Action> = old_files
-        .iter()
-        .map(|file| Action::Remove(file.remove_action(true)))
-        .collect();
+    let mut actions: Vec<Action> = Vec::new();
+    if table.version().is_some() {
+        let of_day = [(EVENT_DATE, FilterOp::Eq, FilterValue::Scalar(day.as_str()))];
+        let old_files: Vec<_> = table
+            .get_active_add_actions_by_partitions(&of_day)
+            .try_collect()
+            .await
+            .map_err(delta)?;
+        actions.extend(
+            old_files
+                .iter()
+                .map(|file| Action::Remove(file.remove_action(true))),
+        );
+    }
     actions.extend(adds.into_iter().map(Action::Add));
 
     let operation = DeltaOperation::Write {
@@ -111,17 +97,7 @@ pub async fn replace_day(
         partition_by: Some(vec![EVENT_DATE.to_string()]),
         predicate: Some(format!("{EVENT_DATE} = '{day}'")),
     };
-    let snapshot = table.snapshot().map_err(delta)?;
-    let finalized = CommitBuilder::from(commit)
-        .with_actions(actions)
-        .build(Some(snapshot), table.log_store(), operation)
-        .await
-        .map_err(delta)?;
-    table
-        .update_incremental(Some(finalized.version()))
-        .await
-        .map_err(delta)?;
-    Ok(table)
+    commit_files(def, table, actions, operation, commit).await
 }
 
 /// `batch` cut into runs of one value of `column` (the whole batch, with no value, when the
@@ -204,6 +180,8 @@ pub(crate) mod tests {
         TimestampMicrosecondArray,
     };
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use std::sync::Arc;
 
     use super::*;
     use crate::catalog::SqlCatalog;

@@ -152,13 +152,7 @@ pub fn dates_predicate(dates: &[NaiveDate]) -> datafusion::prelude::Expr {
 pub(crate) fn conform(def: &TableDef, input: DataFrame) -> Result<DataFrame> {
     let want = def.arrow_schema();
     let got = input.schema().inner().clone();
-    let same = want.fields().len() == got.fields().len()
-        && want
-            .fields()
-            .iter()
-            .zip(got.fields())
-            .all(|(w, g)| w.name() == g.name() && w.data_type() == g.data_type());
-    if same {
+    if same_columns(&want, &got) {
         return Ok(input);
     }
     let mut exprs = Vec::with_capacity(want.fields().len());
@@ -182,7 +176,19 @@ pub(crate) fn conform(def: &TableDef, input: DataFrame) -> Result<DataFrame> {
     Ok(input.select(exprs)?)
 }
 
-fn describe(schema: &SchemaRef) -> String {
+/// Whether `got` has the columns of `want`: the same names and types, in the same order
+/// (nullability aside).
+pub(crate) fn same_columns(want: &SchemaRef, got: &SchemaRef) -> bool {
+    want.fields().len() == got.fields().len()
+        && want
+            .fields()
+            .iter()
+            .zip(got.fields())
+            .all(|(w, g)| w.name() == g.name() && w.data_type() == g.data_type())
+}
+
+/// `name type, ...`, for messages.
+pub(crate) fn describe(schema: &SchemaRef) -> String {
     schema
         .fields()
         .iter()

@@ -261,8 +261,8 @@ async fn fixture_lands_cleans_and_models_exactly() {
 /// A day's files of clean.events and of the fact, read in the order they hold their rows
 /// (files taken in the order of their event type), equal the same rows sorted by SQL's
 /// ORDER BY event_type, event_time, event_id: the clustering that lets a query on one event
-/// type skip the others. A day has one file per event type (the first one too: the table is
-/// created empty, then the day written).
+/// type skip the others. A day has one file per event type (the first one too: it is written
+/// the same way, and its commit creates the table).
 #[tokio::test]
 async fn a_day_is_written_clustered_by_event_type() {
     use shoplake_lake::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
