@@ -427,6 +427,27 @@ mod tests {
         futures::stream::iter(batches.into_iter().map(Ok))
     }
 
+    /// Appends `batches` to a new table with `writers` writers, checks that the table holds
+    /// exactly their rows, and returns the table and its number of files per day.
+    async fn append_new(
+        lake: &Lake,
+        batches: &[RecordBatch],
+        writers: usize,
+    ) -> (DeltaTable, Vec<(String, usize)>) {
+        let table = append_by_day(
+            lake,
+            &def(),
+            stream(batches.to_vec()),
+            Default::default(),
+            writers,
+        )
+        .await
+        .unwrap();
+        let (rows, files) = contents(lake).await;
+        assert_eq!(rows, rows_of(batches));
+        (table, files)
+    }
+
     #[tokio::test]
     async fn rows_in_day_order_give_one_file_per_writer_and_day() {
         let dir = tempfile::tempdir().unwrap();
@@ -440,19 +461,9 @@ mod tests {
             batch(8, &[2, 3, 3, 3]),
             batch(12, &[3]),
         ];
-        let table = append_by_day(
-            &lake,
-            &def(),
-            stream(batches.clone()),
-            Default::default(),
-            2,
-        )
-        .await
-        .unwrap();
+        let (table, files) = append_new(&lake, &batches, 2).await;
         // Created by the commit that adds every row.
         assert_eq!(table.version(), Some(0));
-        let (rows, files) = contents(&lake).await;
-        assert_eq!(rows, rows_of(&batches));
         // The batches went to the two writers in turn: each day has a file from each.
         let day_files = |n: usize| -> Vec<(String, usize)> {
             (1..=3)
@@ -480,17 +491,7 @@ mod tests {
         let lake = lake_in(&dir);
         // Five days interleaved within each batch, on one writer.
         let batches: Vec<RecordBatch> = (0..20).map(|b| batch(b * 5, &[1, 2, 3, 4, 5])).collect();
-        append_by_day(
-            &lake,
-            &def(),
-            stream(batches.clone()),
-            Default::default(),
-            1,
-        )
-        .await
-        .unwrap();
-        let (rows, files) = contents(&lake).await;
-        assert_eq!(rows, rows_of(&batches));
+        let (_, files) = append_new(&lake, &batches, 1).await;
         // In the first batch the days come in order, and each file is closed two days later;
         // from the second batch on, the days are known to be interleaved and stay open
         // together: days 1 to 3 have two files, days 4 and 5 (never closed) one.
@@ -504,17 +505,7 @@ mod tests {
         let lake = lake_in(&dir);
         let days: Vec<u32> = (1..=40).collect();
         let batches: Vec<RecordBatch> = (0..10).map(|b| batch(b * 40, &days)).collect();
-        append_by_day(
-            &lake,
-            &def(),
-            stream(batches.clone()),
-            Default::default(),
-            2,
-        )
-        .await
-        .unwrap();
-        let (rows, files) = contents(&lake).await;
-        assert_eq!(rows, rows_of(&batches));
+        let (_, files) = append_new(&lake, &batches, 2).await;
         // Each day: the file the first batch closed, and one file of the writer it goes to
         // once the days are known interleaved (a file per run would be ten).
         assert_eq!(files.len(), 40);
@@ -530,17 +521,7 @@ mod tests {
             batch(6, &[2, 3, 2, 3]),
             batch(10, &[3, 3, 4]),
         ];
-        append_by_day(
-            &lake,
-            &def(),
-            stream(batches.clone()),
-            Default::default(),
-            1,
-        )
-        .await
-        .unwrap();
-        let (rows, files) = contents(&lake).await;
-        assert_eq!(rows, rows_of(&batches));
+        let (_, files) = append_new(&lake, &batches, 1).await;
         let counts: Vec<usize> = files.iter().map(|(_, n)| *n).collect();
         assert_eq!(counts, vec![1, 1, 1, 1], "{files:?}");
 
