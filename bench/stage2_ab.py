@@ -5,7 +5,9 @@ month, interleaved round by round (the order reverses every round), with DuckDB'
 to start-up, where a full bench/run.sh would measure the same thing with one sample a round.
 
 Prints the median, minimum and maximum process wall time of each binary and query (SELECT 1,
-the funnel by day and the top 20 products: run.sh's SQL), then DuckDB's in-script times.
+the funnel by day and the top 20 products: run.sh's SQL), then, for binaries that have
+`query --timing`, the statement's time inside the process (planning and execution, as DuckDB's
+figure is), then DuckDB's in-script times.
 
     stage2_ab.py [--rounds N] LAKE BIN [BIN ...]
 """
@@ -34,15 +36,24 @@ python = os.path.join(HERE, ".venv", "bin", "python")
 if not os.path.isdir(fact):
     sys.exit(f"stage2_ab: {fact} does not exist (run ingest + run on the lake first)")
 
+# Binaries whose `query` reports its own time (`--timing`, a line on standard error).
+timed = {b for b in a.bins
+         if "--timing" in subprocess.run([b, "query", "--help"], capture_output=True, text=True).stdout}
 times = {(b, q): [] for b in a.bins for q in QUERIES}
+inside = {(b, q): [] for b in timed for q in QUERIES}
 duck = {"funnel": [], "top 20": []}
 for r in range(a.rounds):
     for b in a.bins if r % 2 == 0 else a.bins[::-1]:
         for q, sql in QUERIES.items():
+            timing = ["--timing"] if b in timed else []
             t = time.perf_counter()
-            subprocess.run([b, "--lake", a.lake, "query", "-q", "-f", "json", sql],
-                           stdout=subprocess.DEVNULL, check=True)
+            done = subprocess.run([b, "--lake", a.lake, "query", "-q", "-f", "json", *timing, sql],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  check=True)
             times[(b, q)].append(time.perf_counter() - t)
+            if timing:
+                line = [x for x in done.stderr.splitlines() if x.startswith("Time: ")][-1]
+                inside[(b, q)].append(float(line.split()[1]))
     out = subprocess.run([python, os.path.join(HERE, "stage2_duckdb.py"), fact],
                          capture_output=True, text=True, check=True).stdout
     d = json.loads(out)
@@ -58,5 +69,7 @@ print(f"{a.rounds} rounds on {a.lake}\n")
 print("| binary | query | median s | min s | max s |\n|---|---|---:|---:|---:|")
 for (b, q), v in times.items():
     line(f"`{b}` (process)", q, v)
+for (b, q), v in inside.items():
+    line(f"`{b}` (in process)", q, v)
 for q, v in duck.items():
     line("DuckDB (in script)", q, v)

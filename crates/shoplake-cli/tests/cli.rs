@@ -58,6 +58,25 @@ fn ingest_run_query_in_every_format() {
         ok(&lake, &["query", "--format", "csv", sql]),
         "event_type,n,revenue\ncart,2,799.99\npurchase,3,1279.99\nremove_from_cart,1,500.00\nview,7,2940.48\n"
     );
+    // --timing adds one line on standard error and changes nothing on standard output.
+    let timed = shoplake(&lake, &["query", "--timing", "--format", "csv", sql]);
+    assert!(timed.status.success());
+    assert_eq!(
+        timed.stdout,
+        ok(&lake, &["query", "--format", "csv", sql]).as_bytes()
+    );
+    let err = String::from_utf8(timed.stderr).unwrap();
+    let figures: Vec<f64> = err
+        .trim_end()
+        .strip_prefix("Time: ")
+        .and_then(|t| t.strip_suffix(" s)"))
+        .map(|t| t.split([' ', ',']).filter_map(|w| w.parse().ok()).collect())
+        .unwrap_or_default();
+    assert_eq!(figures.len(), 3, "{err}");
+    assert!(
+        (figures[0] - figures[1] - figures[2]).abs() <= 0.0015,
+        "{err}"
+    );
     let json = ok(
         &lake,
         &[

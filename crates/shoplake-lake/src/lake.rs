@@ -12,6 +12,7 @@ use deltalake::DeltaTable;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use url::Url;
 
+use crate::count_by_key::CountByIntegerKey;
 use crate::error::{LakeError, Result};
 use crate::stats_counts::CountsFromStatistics;
 use crate::tables::TableDef;
@@ -185,6 +186,7 @@ impl Lake {
             .with_runtime_env(runtime)
             .with_query_planner(DeltaPlanner::new())
             .with_optimizer_rule(Arc::new(CountsFromStatistics))
+            .with_physical_optimizer_rule(Arc::new(CountByIntegerKey))
             .build();
         SessionContext::new_with_state(state)
     }

@@ -11,6 +11,7 @@
 
 pub mod append_days;
 pub mod catalog;
+pub mod count_by_key;
 pub mod dictionary;
 pub mod error;
 pub mod lake;
