@@ -38,7 +38,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{
-    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions, reset_plan_states,
 };
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, Time,
@@ -50,7 +50,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
     InputOrderMode, Partitioning, PlanProperties,
 };
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{self, BoxStream, FuturesUnordered, StreamExt, TryStreamExt};
 
 /// Bits of the hash that choose a key's bucket.
 const BUCKET_BITS: u32 = 6;
@@ -225,34 +225,33 @@ impl Run {
                 count_partition(input, key, reservation, timer).await
             }));
         }
-        // The tallies' memory stays reserved until the output is built.
+        // Joined as they finish, so that a refusal or an error stops the others (dropping a
+        // task aborts it) instead of waiting for them. The tallies' memory stays reserved
+        // until the output is built.
+        let mut running: FuturesUnordered<_> =
+            tasks.into_iter().map(SpawnedTask::join_unwind).collect();
         let mut tallies = Vec::with_capacity(partitions);
         let mut reservations = Vec::with_capacity(partitions);
         let mut refused = false;
-        for task in tasks {
-            let joined = task
-                .join_unwind()
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            match joined? {
+        while let Some(joined) = running.next().await {
+            match joined.map_err(|e| DataFusionError::External(Box::new(e)))?? {
                 Some((tally, reservation)) => {
                     tallies.push(tally);
                     reservations.push(reservation);
                 }
                 None => {
-                    // The other tasks are dropped, which stops them.
                     refused = true;
                     break;
                 }
             }
         }
+        drop(running);
         let elapsed = self.metrics.elapsed_compute().clone();
         let timer = elapsed.timer();
         let merged = merge(tallies);
-        refused = refused
-            || reservations
-                .first()
-                .is_some_and(|r| r.try_resize(merged.bytes()).is_err());
+        // The output (a key and a count per group and count) is built before the tables go.
+        let output_bytes = merged.groups() * 8 * (1 + self.counts.len());
+        refused = refused || !reserve_merged(&reservations, merged.bytes() + output_bytes);
         if refused {
             drop((merged, reservations));
             tracing::debug!(
@@ -270,10 +269,13 @@ impl Run {
     }
 
     fn run_fallback(self) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let plan = if self.fallback.output_partitioning().partition_count() == 1 {
-            self.fallback
+        // The fallback shares its input's nodes with this run, which has executed them: some
+        // keep state (a repartition's channels, a join's build side) and cannot run twice.
+        let fallback = reset_plan_states(self.fallback)?;
+        let plan = if fallback.output_partitioning().partition_count() == 1 {
+            fallback
         } else {
-            Arc::new(CoalescePartitionsExec::new(self.fallback))
+            Arc::new(CoalescePartitionsExec::new(fallback))
         };
         Ok(plan.execute(0, self.context)?.boxed())
     }
@@ -334,6 +336,24 @@ impl Run {
     }
 }
 
+/// Moves the partitions' reservations into the first one, resized to `bytes` (the merged
+/// counts, which take at most about what the partitions held, and the output); false when the
+/// pool refuses the difference.
+fn reserve_merged(reservations: &[MemoryReservation], bytes: usize) -> bool {
+    let Some((first, others)) = reservations.split_first() else {
+        return true;
+    };
+    let held: usize = reservations.iter().map(|r| r.size()).sum();
+    if bytes > held && first.try_grow(bytes - held).is_err() {
+        return false;
+    }
+    others.iter().for_each(|r| {
+        r.free();
+    });
+    first.resize(bytes);
+    true
+}
+
 /// The partitions' counts in one tally.
 fn merge(tallies: Vec<Tally>) -> Tally {
     let mut tallies = tallies.into_iter();
@@ -353,10 +373,11 @@ async fn count_partition(
     reservation: MemoryReservation,
     timer: Time,
 ) -> Result<Option<(Tally, MemoryReservation)>> {
-    let mut tally = Tally::default();
-    if reservation.try_resize(tally.bytes()).is_err() {
+    // The buffers are reserved before they are allocated.
+    if reservation.try_resize(Tally::BUFFER_BYTES).is_err() {
         return Ok(None);
     }
+    let mut tally = Tally::default();
     while let Some(batch) = input.next().await {
         let batch = batch?;
         let _timer = timer.timer();
@@ -399,6 +420,8 @@ impl Default for Tally {
 }
 
 impl Tally {
+    const BUFFER_BYTES: usize = BUCKETS * BUFFER_KEYS * std::mem::size_of::<i64>();
+
     /// Adds a batch's keys; true when a table grew.
     fn add(&mut self, keys: &Int64Array) -> bool {
         let mut grew = false;
@@ -708,10 +731,12 @@ mod tests {
     use datafusion::arrow::array::{Int32Array, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::catalog::streaming::StreamingTable;
     use datafusion::datasource::MemTable;
     use datafusion::execution::memory_pool::GreedyMemoryPool;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::physical_plan::streaming::PartitionStream;
     use datafusion::physical_plan::{collect, displayable};
     use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -733,6 +758,11 @@ mod tests {
     /// `rows` rows in three partitions: `k` (Int64, nulls every 97th row, skewed, with the
     /// extreme values), `k32` (Int32), `s` (text), `x` (Int64).
     fn table(rows: usize, distinct: u64) -> MemTable {
+        let (schema, partitions) = partitions(rows, distinct);
+        MemTable::try_new(schema, partitions).unwrap()
+    }
+
+    fn partitions(rows: usize, distinct: u64) -> (SchemaRef, Vec<Vec<RecordBatch>>) {
         let schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, true),
             Field::new("k32", DataType::Int32, false),
@@ -770,7 +800,7 @@ mod tests {
             part += 1;
             row += n;
         }
-        MemTable::try_new(schema, partitions).unwrap()
+        (schema, partitions)
     }
 
     fn config() -> SessionConfig {
@@ -919,6 +949,46 @@ mod tests {
         let (got, _, exec) = run(&session(table(300_000, 200_000), true, None), sql).await;
         assert!(counted_rows(&exec.unwrap()) > 0);
         assert_eq!(got, want);
+
+        // One stream, spread over the two cores by a round-robin repartition, which keeps
+        // state once read: the fallback must run on fresh copies of the nodes the counting
+        // started (else DataFusion panics, "partition not used yet").
+        let streamed = |with_rule: bool| {
+            let ctx = session(table(10, 10), with_rule, pool);
+            let (schema, partitions) = partitions(300_000, 200_000);
+            let stream = OneStream(schema.clone(), partitions.concat());
+            let table = StreamingTable::try_new(schema, vec![Arc::new(stream)]).unwrap();
+            ctx.register_table("s", Arc::new(table)).unwrap();
+            ctx
+        };
+        let sql = "SELECT k, count(*) AS n FROM s GROUP BY k ORDER BY n DESC, k LIMIT 20";
+        let (want, _, _) = run(&streamed(false), sql).await;
+        let (got, plan, exec) = run(&streamed(true), sql).await;
+        assert!(plan.contains("RoundRobinBatch"), "{plan}");
+        assert_eq!(
+            counted_rows(&exec.unwrap()),
+            0,
+            "the counts were not refused"
+        );
+        assert_eq!(got, want);
+    }
+
+    /// A source DataFusion cannot split: one stream of these batches.
+    #[derive(Debug)]
+    struct OneStream(SchemaRef, Vec<RecordBatch>);
+
+    impl PartitionStream for OneStream {
+        fn schema(&self) -> &SchemaRef {
+            &self.0
+        }
+
+        fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+            let batches = self.1.clone().into_iter().map(Ok);
+            Box::pin(RecordBatchStreamAdapter::new(
+                self.0.clone(),
+                stream::iter(batches),
+            ))
+        }
     }
 
     #[test]
