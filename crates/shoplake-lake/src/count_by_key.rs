@@ -24,6 +24,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::common::config::ConfigOptions;
@@ -311,26 +312,35 @@ impl Run {
         counts: &mut Vec<i64>,
         nulls: Option<i64>,
     ) -> Result<RecordBatch> {
-        let mut key_column: Int64Array = std::mem::take(keys).into_iter().map(Some).collect();
-        let mut rows: Vec<i64> = std::mem::take(counts);
-        let mut non_null_keys = rows.clone();
-        if let Some(n) = nulls {
-            key_column = key_column.iter().chain([None]).collect();
+        let mut keys = std::mem::take(keys);
+        let mut rows = std::mem::take(counts);
+        let groups = keys.len();
+        // The null group goes last, as a key slot marked null.
+        let validity = nulls.map(|n| {
+            keys.push(0);
             rows.push(n);
-            non_null_keys.push(0);
-        }
+            NullBuffer::from_iter((0..=groups).map(|i| i < groups))
+        });
+        let key_column: ArrayRef = Arc::new(Int64Array::new(keys.into(), validity));
         let key_type = self.schema.field(0).data_type();
-        let key_column: ArrayRef = if key_type == &DataType::Int64 {
-            Arc::new(key_column)
+        let key_column = if key_type == &DataType::Int64 {
+            key_column
         } else {
             cast(&key_column, key_type)?
         };
+        // count(key) is count(*) but for the null group, whose count of keys is 0.
+        let non_null_keys: Option<ArrayRef> = self.counts.contains(&Counted::Keys).then(|| {
+            let mut keys_counted = rows.clone();
+            if nulls.is_some() {
+                keys_counted[groups] = 0;
+            }
+            Arc::new(Int64Array::from(keys_counted)) as ArrayRef
+        });
         let rows: ArrayRef = Arc::new(Int64Array::from(rows));
-        let non_null_keys: ArrayRef = Arc::new(Int64Array::from(non_null_keys));
         let mut columns = vec![key_column];
-        columns.extend(self.counts.iter().map(|c| match c {
-            Counted::Rows => rows.clone(),
-            Counted::Keys => non_null_keys.clone(),
+        columns.extend(self.counts.iter().map(|c| match (c, &non_null_keys) {
+            (Counted::Keys, Some(keys_counted)) => keys_counted.clone(),
+            _ => rows.clone(),
         }));
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
@@ -602,6 +612,7 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>, free: bool) -> Result<Arc<dyn Execution
     let repartitions = plan.is::<RepartitionExec>()
         || plan.is::<CoalescePartitionsExec>()
         || plan.is::<SortPreservingMergeExec>();
+    let single_input = children.len() == 1;
     let mut changed = false;
     let mut new_children = Vec::with_capacity(children.len());
     for (i, child) in children.into_iter().enumerate() {
@@ -609,9 +620,7 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>, free: bool) -> Result<Arc<dyn Execution
         // whatever it declares for each; one that gathers an input into one partition does not.
         let child_free = match distributions.child_distribution(i) {
             Some(Distribution::SinglePartition) => true,
-            Some(Distribution::UnspecifiedDistribution) => {
-                plan.children().len() == 1 && (free || repartitions)
-            }
+            Some(Distribution::UnspecifiedDistribution) => single_input && (free || repartitions),
             _ => false,
         };
         let rewritten = rewrite(child.clone(), child_free)?;
