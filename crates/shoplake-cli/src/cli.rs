@@ -219,8 +219,8 @@ pub struct QueryArgs {
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     /// After the result, print to standard error how long the statement took, split into
-    /// planning (opening the tables' Delta logs, the SQL and its plan) and execution (reading
-    /// and computing). Printing the result and starting the process are not counted.
+    /// planning (opening the tables' Delta logs, the SQL, its plan and the files each scan
+    /// reads) and execution (reading and computing). Printing the result and starting the process are not counted.
     #[arg(long)]
     pub timing: bool,
 }

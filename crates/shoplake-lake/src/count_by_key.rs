@@ -276,32 +276,35 @@ impl Run {
         let groups = merged.groups();
         let batch_size = self.context.session_config().batch_size().max(1);
         let mut batches = Vec::with_capacity(groups.div_ceil(batch_size));
-        let mut keys = Vec::with_capacity(batch_size.min(groups));
-        let mut counts = Vec::with_capacity(batch_size.min(groups));
+        // Each full batch takes the vectors' memory as its arrays; the next starts at full size.
+        let fresh = || Vec::with_capacity(batch_size.min(groups));
+        let (mut keys, mut counts) = (fresh(), fresh());
         for (&key, &count) in &merged.table {
             keys.push(key);
             counts.push(count as i64);
             if keys.len() == batch_size {
-                batches.push(self.batch(&mut keys, &mut counts, None)?);
+                let full = (
+                    std::mem::replace(&mut keys, fresh()),
+                    std::mem::replace(&mut counts, fresh()),
+                );
+                batches.push(self.batch(full.0, full.1, None)?);
             }
         }
         let nulls = (merged.nulls > 0).then_some(merged.nulls as i64);
         if !keys.is_empty() || nulls.is_some() {
-            batches.push(self.batch(&mut keys, &mut counts, nulls)?);
+            batches.push(self.batch(keys, counts, nulls)?);
         }
         Ok(batches)
     }
 
     /// A batch of `keys` and their counts, then, when `nulls` is given, the group of rows
-    /// with a null key; empties the vectors.
+    /// with a null key.
     fn batch(
         &self,
-        keys: &mut Vec<i64>,
-        counts: &mut Vec<i64>,
+        mut keys: Vec<i64>,
+        mut rows: Vec<i64>,
         nulls: Option<i64>,
     ) -> Result<RecordBatch> {
-        let mut keys = std::mem::take(keys);
-        let mut rows = std::mem::take(counts);
         let groups = keys.len();
         // The null group goes last, as a key slot marked null.
         let validity = nulls.map(|n| {
@@ -404,16 +407,13 @@ impl Tally {
     /// Adds a batch's keys; true when the table grew.
     fn add(&mut self, keys: &Int64Array) -> bool {
         let before = self.table.capacity();
+        let mut count = |key: i64| *self.table.entry(key).or_insert(0) += 1;
         match keys.nulls().filter(|n| n.null_count() > 0) {
-            None => {
-                for &key in keys.values().iter() {
-                    *self.table.entry(key).or_insert(0) += 1;
-                }
-            }
+            None => keys.values().iter().for_each(|&key| count(key)),
             Some(valid) => {
                 for (i, &key) in keys.values().iter().enumerate() {
                     if valid.is_valid(i) {
-                        *self.table.entry(key).or_insert(0) += 1;
+                        count(key);
                     }
                 }
                 self.nulls += valid.null_count() as u64;
