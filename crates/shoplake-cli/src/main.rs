@@ -6,6 +6,7 @@ mod config;
 mod output;
 mod progress;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,8 +14,9 @@ use clap::Parser;
 use crate::cli::{Cli, Command, LogFormat};
 use crate::config::Settings;
 
-// The system allocator kept freed batch memory mapped: a month's run peaked about 0.8 GiB
-// higher with it (see BENCHMARKS.md). DataFusion's own command line makes the same choice.
+// The system allocator kept freed batch memory mapped: a month's run peaked markedly higher
+// with it, at the same speed (see bench/results/2026-11-28-66600000-at-917085d.md).
+// DataFusion's own command line makes the same choice.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -66,13 +68,26 @@ fn init_logs(format: LogFormat, quiet: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOPLAKE_LOG").unwrap_or_else(|_| {
         // Dependencies report their failures through our errors; their own logs are noise.
         let ours = if quiet { "warn" } else { "info" };
-        tracing_subscriber::EnvFilter::new(format!(
-            "off,shoplake={ours},shoplake_cli={ours},shoplake_lake={ours},shoplake_ingest={ours},shoplake_pipeline={ours}"
-        ))
+        let crates = [
+            "shoplake",
+            "shoplake_cli",
+            "shoplake_lake",
+            "shoplake_sql",
+            "shoplake_ingest",
+            "shoplake_quality",
+            "shoplake_profile",
+            "shoplake_pipeline",
+        ];
+        let levels: Vec<String> = crates.iter().map(|c| format!("{c}={ours}")).collect();
+        tracing_subscriber::EnvFilter::new(format!("off,{}", levels.join(",")))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_target(false);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -80,17 +95,25 @@ fn init_logs(format: LogFormat, quiet: bool) {
     }
 }
 
+/// Whether log lines are coloured: only on a terminal, and not when `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Turns transparent huge pages off for this process (and what it starts).
 ///
 /// Where the kernel hands out huge pages by default, every fresh 2 MiB of address space is
 /// zeroed on first touch, however little of it is used: Parquet encoders and decoders, zstd
 /// contexts and Arrow buffers come and go by the thousand, and each new one faulted in
-/// another huge page. Measured on a 10 M-event `run` (2 cores): system time 10.7 -> 6.2 s,
-/// wall 29.3 -> 27.1 s, peak memory 2.8 -> 2.2 GiB; `convert` 8.0 -> 7.2 s.
+/// another huge page. With them off, a 10 M-event `run` spent far less time in the kernel,
+/// finished sooner and peaked lower, and `convert` sped up too (the A/B is in
+/// bench/results/2026-11-28-66600000-at-4872d19.md).
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments and only sets a flag of this
     // process. It fails on kernels without it, and then nothing changes: the result is ignored.
+    #[allow(unsafe_code)]
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
@@ -145,6 +168,14 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(super::colour(true, None));
+        assert!(super::colour(true, Some("".into())));
+        assert!(!super::colour(true, Some("1".into())));
+        assert!(!super::colour(false, None));
+    }
+
     /// The kernel's own view of this process after the call: `THP_enabled` in
     /// /proc/self/status turns 0 (it reads 1 whatever the system-wide policy is until then).
     #[cfg(target_os = "linux")]

@@ -60,7 +60,7 @@ pub fn write_batches(
 /// Runs a read-only query and prints its rows as a table under `title`; prints nothing when
 /// the result is empty and `skip_empty` is set. Returns the number of rows.
 pub async fn print_query(
-    catalog: &shoplake_lake::SqlCatalog,
+    catalog: &shoplake_sql::SqlCatalog,
     title: &str,
     sql: &str,
     skip_empty: bool,

@@ -325,7 +325,7 @@ mod tests {
     use datafusion::arrow::array::{Date32Array, Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
-    use crate::write::date_to_days;
+    use crate::time::date_to_days;
 
     /// raw.events reduced to a line number and the day.
     fn def() -> TableDef {

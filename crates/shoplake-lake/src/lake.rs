@@ -12,9 +12,7 @@ use deltalake::DeltaTable;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use url::Url;
 
-use crate::count_by_key::CountByIntegerKey;
 use crate::error::{LakeError, Result};
-use crate::stats_counts::CountsFromStatistics;
 use crate::tables::TableDef;
 
 /// Default memory budget of the query engine: enough for a day of a large store.
@@ -160,8 +158,16 @@ impl Lake {
             .map_err(|e| LakeError::delta(def.qualified_name(), e))
     }
 
-    /// A query session with the lake's memory budget (spilling to a temp directory beyond it).
+    /// A session for writing and reading the lake's tables directly: the lake's memory budget
+    /// (spilling to a temporary directory beyond it) and delta-rs's planner. Queries over
+    /// the lake by name go through `shoplake-sql`'s catalog, whose session adds the engine's
+    /// extensions to [`Lake::session_state`].
     pub fn session(&self) -> SessionContext {
+        SessionContext::new_with_state(self.session_state().build())
+    }
+
+    /// The state [`Lake::session`] is built from, for sessions that add to it.
+    pub fn session_state(&self) -> SessionStateBuilder {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(self.memory_limit)))
             .with_disk_manager_builder(
@@ -180,15 +186,11 @@ impl Lake {
                 0,
             );
         // delta-rs plans its writes with extension nodes: the session needs its planner.
-        let state = SessionStateBuilder::new()
+        SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
             .with_runtime_env(runtime)
             .with_query_planner(DeltaPlanner::new())
-            .with_optimizer_rule(Arc::new(CountsFromStatistics))
-            .with_physical_optimizer_rule(Arc::new(CountByIntegerKey))
-            .build();
-        SessionContext::new_with_state(state)
     }
 }
 

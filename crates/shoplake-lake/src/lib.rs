@@ -3,15 +3,17 @@
 //! The lake is a directory (or object-store prefix) of Delta tables laid out by layer:
 //! `<lake>/raw/events`, `<lake>/clean/events`, `<lake>/model/fact_user_events`, ... Every
 //! table's Arrow schema, partitioning and column meanings are declared once, in [`tables`];
-//! the writers, the SQL catalog and the data dictionary all read those declarations.
+//! the writers, the SQL catalog (`shoplake-sql`) and the data dictionary all read those
+//! declarations. Writes are Delta commits: a day replaced ([`replace_day`]), a file's days
+//! appended ([`append_days`]), a table overwritten ([`overwrite`]), a small table appended
+//! to ([`write`]).
 //!
 //! This crate depends on none of shoplake's other crates.
 
 #![deny(missing_docs)]
 
+pub mod accounting;
 pub mod append_days;
-pub mod catalog;
-pub mod count_by_key;
 pub mod dictionary;
 pub mod error;
 pub mod lake;
@@ -19,12 +21,14 @@ pub mod overwrite;
 pub mod partitions;
 pub mod progress;
 pub mod replace_day;
-pub mod stats_counts;
 pub mod tables;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod time;
 pub mod write;
 mod writers;
 
-pub use catalog::{SqlCatalog, read_only_sql_options};
+pub use accounting::Accounting;
 pub use error::{LakeError, Result};
 pub use lake::Lake;
 pub use progress::{NoProgress, Progress};

@@ -1,7 +1,8 @@
 //! Replacing the whole content of an unpartitioned table, encoded on every core.
 //!
 //! delta-rs writes an unpartitioned table through a single writer, whatever the number of
-//! input partitions: the month's 14 M sessions took 7.5 s on one core while the other waited.
+//! input partitions: the month's 14 M sessions were most of the dimensions' write time, on one
+//! core while the other waited (see bench/results/2026-11-29-66600000-at-f0340e1.md).
 //! Here each partition of the input plan has a writer and a file of its own, and one commit
 //! removes the table's files and adds the new ones.
 

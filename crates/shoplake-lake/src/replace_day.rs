@@ -26,7 +26,7 @@ use indexmap::IndexMap;
 use crate::error::{LakeError, Result};
 use crate::lake::Lake;
 use crate::tables::{EVENT_DATE, TableDef};
-use crate::write::date_to_days;
+use crate::time::date_to_days;
 use crate::writers::{WriterFactory, commit_files};
 
 /// Replaces the `event_date = date` partition of `table` with `batches`, in one commit; other
@@ -174,85 +174,31 @@ fn conform(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use datafusion::arrow::array::{
-        ArrayRef, Decimal128Array, Int64Array, StringArray, StringViewArray,
-        TimestampMicrosecondArray,
-    };
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-
-    use std::sync::Arc;
+mod tests {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::prelude::SessionContext;
 
     use super::*;
-    use crate::catalog::SqlCatalog;
     use crate::partitions::partition_files;
     use crate::tables;
+    use crate::testing::{clean_rows as rows, replace_clean_day as replace};
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2020, 4, d).unwrap()
     }
 
-    /// `n` rows of `clean.events` on `date`, every value derived from `tag` and the row, string
-    /// columns as views when `views` (the form a run's batches have).
-    pub(crate) fn rows(date: NaiveDate, tag: i64, n: i64, views: bool) -> RecordBatch {
-        let def = tables::clean_events();
-        let mut fields = Vec::new();
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        for field in def.arrow_schema().fields() {
-            let ids = (0..n).map(|i| tag * 1000 + i);
-            let (column, data_type): (ArrayRef, DataType) = match field.data_type() {
-                DataType::Int64 => (Arc::new(Int64Array::from_iter_values(ids)), DataType::Int64),
-                DataType::Utf8 => {
-                    let texts = ids.map(|i| format!("{}-{i}", field.name()));
-                    if views {
-                        (
-                            Arc::new(StringViewArray::from_iter_values(texts)),
-                            DataType::Utf8View,
-                        )
-                    } else {
-                        (
-                            Arc::new(StringArray::from_iter_values(texts)),
-                            DataType::Utf8,
-                        )
-                    }
-                }
-                DataType::Timestamp(_, _) => (
-                    Arc::new(
-                        TimestampMicrosecondArray::from_iter_values(
-                            ids.map(|i| (date_to_days(date) as i64) * 86_400_000_000 + i),
-                        )
-                        .with_timezone("UTC"),
-                    ),
-                    field.data_type().clone(),
-                ),
-                DataType::Decimal128(p, s) => (
-                    Arc::new(
-                        Decimal128Array::from_iter_values(ids.map(|i| i as i128 + 1))
-                            .with_precision_and_scale(*p, *s)
-                            .unwrap(),
-                    ),
-                    field.data_type().clone(),
-                ),
-                DataType::Date32 => (
-                    Arc::new(Date32Array::from_iter_values(
-                        (0..n).map(|_| date_to_days(date)),
-                    )),
-                    DataType::Date32,
-                ),
-                other => panic!("no fixture for {other}"),
-            };
-            fields.push(Field::new(field.name(), data_type, field.is_nullable()));
-            columns.push(column);
-        }
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
-    }
-
-    /// (day, event_id) of every row of `clean.events`, as a query over the lake sees them.
+    /// (day, event_id) of every row of `clean.events`, read back through delta-rs's own
+    /// provider in a plain DataFusion session.
     async fn lake_rows(lake: &Lake) -> Vec<(String, i64)> {
-        let catalog = SqlCatalog::open(lake).await.unwrap();
-        let batches = catalog
+        let table = lake.load(&tables::clean_events()).await.unwrap().unwrap();
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state()).unwrap();
+        ctx.register_table("events", table.table_provider().await.unwrap())
+            .unwrap();
+        let batches = ctx
             .sql(
-                "SELECT CAST(event_date AS VARCHAR) AS d, event_id FROM clean.events \
+                "SELECT CAST(event_date AS VARCHAR) AS d, event_id FROM events \
                  ORDER BY d, event_id",
             )
             .await
@@ -276,25 +222,6 @@ pub(crate) mod tests {
                 (0..n).map(move |i| (day(d).format("%Y-%m-%d").to_string(), tag * 1000 + i))
             })
             .collect()
-    }
-
-    /// `replace_day` on `clean.events` with default commit properties.
-    pub(crate) async fn replace(
-        lake: &Lake,
-        table: DeltaTable,
-        date: NaiveDate,
-        batches: Vec<RecordBatch>,
-    ) -> Result<DeltaTable> {
-        let def = tables::clean_events();
-        replace_day(
-            lake,
-            table,
-            &def,
-            date,
-            batches,
-            CommitProperties::default(),
-        )
-        .await
     }
 
     #[tokio::test]

@@ -22,6 +22,24 @@ pub const SOURCE_COLUMNS: [&str; 9] = [
     "user_session",
 ];
 
+/// The export's header line: [`SOURCE_COLUMNS`] joined by commas (a test holds them equal).
+pub const EXPORT_HEADER: &str =
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
+
+/// The reason codes of `clean.rejects` (the pipeline's rules give each row its first failing
+/// rule's code).
+pub const REJECT_REASONS: [&str; 9] = [
+    "malformed_row",
+    "bad_timestamp",
+    "unknown_event_type",
+    "bad_product_id",
+    "bad_category_id",
+    "bad_user_id",
+    "bad_price",
+    "null_session",
+    "non_positive_price",
+];
+
 /// The event types of the export, in funnel order.
 pub const EVENT_TYPES: [&str; 4] = ["view", "cart", "remove_from_cart", "purchase"];
 
@@ -995,7 +1013,7 @@ pub fn meta_runs() -> TableDef {
                 "steps",
                 DataType::Utf8,
                 false,
-                "Per-step timings as JSON.",
+                "Wall seconds of the run's steps as a JSON object: days_seconds (with its parts waiting_for_cleaning_seconds, day_checks_seconds, day_writes_seconds), dimensions_seconds (dimension_build_seconds, dimension_fold_seconds, dimension_checks_seconds, dimension_writes_seconds).",
                 "run",
             ),
         ],
@@ -1132,6 +1150,11 @@ pub fn by_name(qualified: &str) -> Option<TableDef> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_export_header_is_the_source_columns() {
+        assert_eq!(EXPORT_HEADER, SOURCE_COLUMNS.join(","));
+    }
+
     use super::*;
 
     #[test]

@@ -1,22 +1,20 @@
-//! Writing tables: append, replace chosen day partitions, or overwrite.
+//! Appending to the small tables through a DataFusion plan (the run log, check outcomes,
+//! ingest records), the Parquet settings every lake file is written with, checkpoints, and
+//! streams as DataFrames.
 //!
-//! Partition replacement is delta-rs `SaveMode::Overwrite` with a `replaceWhere` predicate on
-//! `event_date`: one Delta commit removes the old files of exactly those days and adds the new
-//! ones, so a reader sees either the old or the new partition, never a mix, and writing the
-//! same data twice leaves the same content. DataFusion's own Parquet writer is never used
-//! for lake tables because it can only append.
+//! The event tables are written without a plan: a day at a time by [`crate::replace_day`],
+//! a file at a time by [`crate::append_days`], a whole table by [`crate::overwrite`].
+//! DataFusion's own Parquet writer is never used for lake tables: it writes no Delta log.
 
 use std::sync::{Arc, Mutex};
 
-use chrono::NaiveDate;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
-use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::prelude::{SessionContext, cast, col, lit};
+use datafusion::prelude::{SessionContext, cast, col};
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
@@ -26,22 +24,12 @@ use deltalake::protocol::SaveMode;
 
 use crate::error::{LakeError, Result};
 use crate::lake::Lake;
-use crate::tables::{EVENT_DATE, TableDef};
-
-/// How a write changes the table.
-#[derive(Debug, Clone)]
-pub enum WriteMode {
-    /// Add rows.
-    Append,
-    /// Replace exactly these days (`event_date` partitions); other days are untouched.
-    ReplaceDates(Vec<NaiveDate>),
-    /// Replace the whole table content.
-    Overwrite,
-}
+use crate::tables::TableDef;
 
 /// Writes a checkpoint of `table` at its version: readers then load the table from one
 /// Parquet file of the log instead of replaying every commit since the last one (a month of
-/// daily commits made loading the fact table about 0.02 s slower than one file does).
+/// daily commits made loading the fact table measurably slower than one file does; see
+/// bench/results/2026-11-29-66600000-at-d1b0cb2.md).
 pub async fn checkpoint(table: &DeltaTable, name: &str) -> Result<()> {
     if table.version().is_none() {
         return Ok(());
@@ -51,20 +39,9 @@ pub async fn checkpoint(table: &DeltaTable, name: &str) -> Result<()> {
         .map_err(|e| LakeError::delta(name.to_string(), e))
 }
 
-/// Days since 1970-01-01, the Arrow `Date32` representation.
-pub fn date_to_days(date: NaiveDate) -> i32 {
-    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch is a date")).num_days() as i32
-}
-
-/// Inverse of [`date_to_days`].
-pub fn days_to_date(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch is a date")
-        + chrono::Duration::days(days as i64)
-}
-
 /// Columns whose values almost never repeat: a dictionary cannot shrink them, and building
 /// one (hashing every value until the dictionary page overflows) was the largest single cost
-/// of writing a day, about 8 % of a run's CPU.
+/// of writing a day (see bench/results/2026-11-28-66600000-at-917085d.md).
 const NO_DICTIONARY: [&str; 4] = ["event_id", "event_time", "user_session", "session_id"];
 
 /// Parquet settings of every lake file: zstd, row groups small enough to keep the per-partition
@@ -81,29 +58,19 @@ pub fn writer_properties() -> WriterProperties {
     builder.build()
 }
 
-/// Writes the rows of `input` into the table declared by `def`. A table that does not exist
-/// yet is created by the same commit, so a failed first write leaves nothing behind.
+/// Appends the rows of `input` to the table declared by `def`, in one commit. A table that
+/// does not exist yet is created by the same commit, so a failed first write leaves nothing
+/// behind.
 ///
-/// The input's schema must equal the table's declared schema (same names, types, order).
-pub async fn write_table(
+/// The input's columns must be the table's (same names; representation changes such as
+/// string views are cast to the declared types).
+pub async fn append_table(
     lake: &Lake,
     def: &TableDef,
     input: DataFrame,
-    mode: WriteMode,
     commit: CommitProperties,
 ) -> Result<DeltaTable> {
     let table = lake.load_or_new(def).await?;
-    write_loaded(table, def, input, mode, commit).await
-}
-
-/// Like [`write_table`], on a table already loaded (or an uninitialized handle).
-pub(crate) async fn write_loaded(
-    table: DeltaTable,
-    def: &TableDef,
-    input: DataFrame,
-    mode: WriteMode,
-    commit: CommitProperties,
-) -> Result<DeltaTable> {
     let input = conform(def, input)?;
     let (state, plan) = input.into_parts();
     let mut builder = table
@@ -113,37 +80,14 @@ pub(crate) async fn write_loaded(
         .with_writer_properties(writer_properties())
         .with_commit_properties(commit)
         .with_table_name(def.qualified_name())
-        .with_description(def.description);
+        .with_description(def.description)
+        .with_save_mode(SaveMode::Append);
     if let Some(p) = def.partition_by {
         builder = builder.with_partition_columns([p]);
     }
-    builder = match mode {
-        WriteMode::Append => builder.with_save_mode(SaveMode::Append),
-        WriteMode::Overwrite => builder.with_save_mode(SaveMode::Overwrite),
-        WriteMode::ReplaceDates(dates) => {
-            if def.partition_by != Some(EVENT_DATE) {
-                return Err(LakeError::Inconsistent(format!(
-                    "{} is not partitioned by {EVENT_DATE}",
-                    def.qualified_name()
-                )));
-            }
-            builder
-                .with_save_mode(SaveMode::Overwrite)
-                .with_replace_where(dates_predicate(&dates))
-        }
-    };
     builder
         .await
         .map_err(|e| LakeError::delta(def.qualified_name(), e))
-}
-
-/// `event_date IN (...)` for the given days.
-pub fn dates_predicate(dates: &[NaiveDate]) -> datafusion::prelude::Expr {
-    let list = dates
-        .iter()
-        .map(|d| lit(ScalarValue::Date32(Some(date_to_days(*d)))))
-        .collect();
-    col(EVENT_DATE).in_list(list, false)
 }
 
 /// Brings `input` to the table's declared column order and types. Only representation
@@ -247,17 +191,5 @@ impl PartitionStream for OneShotStream {
                 )
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn date_days_round_trip() {
-        let d = NaiveDate::from_ymd_opt(2020, 4, 1).unwrap();
-        assert_eq!(date_to_days(d), 18353);
-        assert_eq!(days_to_date(18353), d);
     }
 }

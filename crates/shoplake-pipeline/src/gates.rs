@@ -9,7 +9,7 @@ use chrono::{NaiveDate, Utc};
 use shoplake_lake::datafusion::prelude::{DataFrame, SessionContext};
 use shoplake_lake::tables::TableDef;
 use shoplake_quality::checks::{
-    Check, CheckKind, CheckOutcome, CheckScope, DayAccounting, evaluate,
+    Check, CheckKind, CheckOutcome, CheckScope, DayAccounting, DayRows, evaluate,
 };
 
 use crate::error::Result;
@@ -50,13 +50,13 @@ pub async fn evaluate_day(
     checks: &[&Check],
     date: NaiveDate,
     accounting: DayAccounting,
-    trailing: &dyn Fn(u32) -> Vec<u64>,
+    history: &DayRows,
 ) -> Result<Vec<CheckOutcome>> {
     let mut outcomes = Vec::with_capacity(checks.len());
     for check in checks {
         let trailing_counts = match &check.kind {
-            CheckKind::RowCount { trailing_days, .. } if check.table != "clean.rejects" => {
-                trailing(*trailing_days)
+            CheckKind::RowCount { trailing_days, .. } => {
+                history.trailing(&check.table, date, *trailing_days)
             }
             _ => Vec::new(),
         };

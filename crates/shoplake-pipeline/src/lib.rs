@@ -21,4 +21,4 @@ mod texts;
 
 pub use error::{PipelineError, Result};
 pub use plan::{DayReason, PlannedDay, RunPlan, Selection};
-pub use run::{DayReport, RunOptions, RunReport, run};
+pub use run::{DayReport, RunMetrics, RunOptions, RunReport, run};

@@ -13,8 +13,9 @@ use chrono::NaiveDate;
 use shoplake_lake::arrow::array::{AsArray, RecordBatch};
 use shoplake_lake::arrow::datatypes::{Date32Type, TimestampMicrosecondType};
 use shoplake_lake::partitions::{PartitionFiles, partition_files};
-use shoplake_lake::write::days_to_date;
-use shoplake_lake::{SqlCatalog, tables};
+use shoplake_lake::tables;
+use shoplake_lake::time::days_to_date;
+use shoplake_sql::SqlCatalog;
 
 use crate::error::{PipelineError, Result};
 

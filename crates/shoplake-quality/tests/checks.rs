@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
+use shoplake_lake::Accounting;
 use shoplake_quality::checks::{Check, CheckKind, CheckScope, DayAccounting, Severity, evaluate};
 
 fn table(ctx: &SessionContext, name: &str, columns: Vec<(&str, ArrayRef)>) {
@@ -271,13 +272,18 @@ async fn freshness_referential_schema_accounting_and_custom_sql() {
     let day = NaiveDate::from_ymd_opt(2020, 4, 1).unwrap();
     let good = DayAccounting {
         date: day,
-        raw: 10,
-        clean: 7,
-        duplicates: 1,
-        rejected: 2,
+        rows: Accounting {
+            raw: 10,
+            clean: 7,
+            duplicates: 1,
+            rejected: 2,
+        },
     };
     let bad = DayAccounting {
-        rejected: 1,
+        rows: Accounting {
+            rejected: 1,
+            ..good.rows
+        },
         ..good
     };
     assert!(

@@ -20,7 +20,8 @@ pub fn run(args: &ConvertArgs, settings: &Settings, quiet: bool) -> Result<(), E
     }
     // Row groups in progress take at most a quarter of the memory budget and the duplicate
     // check's keys another quarter; the rest is left to the chunks in flight, the batches
-    // being built and the allocator's slack (peak RSS measured at 0.85-1.25x the limit).
+    // being built and the allocator's slack (peak RSS lands near the limit, at times above it;
+    // see BENCHMARKS.md).
     options.writer_memory = settings.memory_limit / 4;
     options.key_memory = settings.memory_limit / 4;
     let bars = Bars::new(quiet || args.format == ReportFormat::Json);

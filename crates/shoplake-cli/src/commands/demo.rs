@@ -1,8 +1,9 @@
 //! `shoplake demo`: generate, ingest, run, and show what the lake now answers.
 
 use shoplake_ingest::generate::GenerateOptions;
-use shoplake_lake::{Lake, SqlCatalog};
+use shoplake_lake::Lake;
 use shoplake_pipeline::{RunOptions, run as run_pipeline};
+use shoplake_sql::SqlCatalog;
 
 use crate::Exit;
 use crate::cli::DemoArgs;
@@ -67,13 +68,10 @@ pub async fn run(
             println!("lake already up to date");
         } else {
             println!(
-                "run {}: {} days rebuilt, raw {} = clean {} + duplicates {} + rejected {}, {:.1}s",
+                "run {}: {} days rebuilt, {}, {:.1}s",
                 report.run_id,
                 report.days.len(),
-                report.total(|d| d.raw_rows),
-                report.total(|d| d.clean_rows),
-                report.total(|d| d.duplicates),
-                report.total(|d| d.rejected),
+                report.total(),
                 report.seconds
             );
         }

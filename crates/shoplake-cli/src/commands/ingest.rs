@@ -30,11 +30,10 @@ pub async fn ingest(
 
 /// A wrong argument is a usage error (2); anything else a failure (1).
 pub fn exit_for(e: IngestError) -> Exit {
-    match e {
-        IngestError::Usage(_) | IngestError::Missing { .. } | IngestError::EmptyDirectory(_) => {
-            usage(e)
-        }
-        other => Exit::from(other),
+    if e.is_usage() {
+        usage(e)
+    } else {
+        Exit::from(e)
     }
 }
 

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shoplake_lake::Lake;
 use shoplake_lake::datafusion::physical_plan::collect;
-use shoplake_lake::{Lake, SqlCatalog};
+use shoplake_sql::SqlCatalog;
 
 use crate::cli::QueryArgs;
 use crate::output::write_batches;

@@ -94,16 +94,13 @@ pub fn print_report(report: &RunReport) {
     for d in &report.days {
         println!(
             "{:<12} {:>11} {:>11} {:>10} {:>9}  {}",
-            d.date, d.raw_rows, d.clean_rows, d.duplicates, d.rejected, d.reason
+            d.date, d.rows.raw, d.rows.clean, d.rows.duplicates, d.rows.rejected, d.reason
         );
     }
+    let total = report.total();
     println!(
         "{:<12} {:>11} {:>11} {:>10} {:>9}",
-        "total",
-        report.total(|d| d.raw_rows),
-        report.total(|d| d.clean_rows),
-        report.total(|d| d.duplicates),
-        report.total(|d| d.rejected)
+        "total", total.raw, total.clean, total.duplicates, total.rejected
     );
     let dims: Vec<String> = report
         .dimensions

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use shoplake_lake::Lake;
 use shoplake_lake::partitions::{partition_files, table_rows};
-use shoplake_lake::{Lake, SqlCatalog};
+use shoplake_sql::SqlCatalog;
 
 use crate::Exit;
 use crate::cli::StatusArgs;

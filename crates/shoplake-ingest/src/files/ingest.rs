@@ -17,7 +17,8 @@ use shoplake_lake::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use shoplake_lake::arrow::error::ArrowError;
 use shoplake_lake::deltalake::kernel::Transaction;
 use shoplake_lake::deltalake::kernel::transaction::CommitProperties;
-use shoplake_lake::write::{WriteMode, date_to_days, days_to_date, write_table};
+use shoplake_lake::time::{date_to_days, days_to_date};
+use shoplake_lake::write::append_table;
 use shoplake_lake::{Lake, LakeError, Progress, tables};
 
 use super::discover::{SourceFile, discover};
@@ -65,6 +66,17 @@ pub enum IngestError {
     /// Writing to the lake failed.
     #[error(transparent)]
     Lake(#[from] LakeError),
+}
+
+impl IngestError {
+    /// Whether the error is the caller's choice of paths (a usage error) rather than a
+    /// failure while reading or writing.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            IngestError::Usage(_) | IngestError::Missing { .. } | IngestError::EmptyDirectory(_)
+        )
+    }
 }
 
 /// What happened to one file.
@@ -522,13 +534,6 @@ async fn log_ingest(lake: &Lake, r: &IngestRecord<'_>) -> Result<(), IngestError
     .map_err(LakeError::from)?;
     let ctx = lake.session();
     let df = ctx.read_batch(batch).map_err(LakeError::from)?;
-    write_table(
-        lake,
-        &def,
-        df,
-        WriteMode::Append,
-        CommitProperties::default(),
-    )
-    .await?;
+    append_table(lake, &def, df, CommitProperties::default()).await?;
     Ok(())
 }

@@ -17,13 +17,12 @@ use shoplake_lake::arrow::array::{
 };
 use shoplake_lake::arrow::datatypes::SchemaRef;
 use shoplake_lake::arrow::error::ArrowError;
-use shoplake_lake::write::date_to_days;
+use shoplake_lake::time::date_to_days;
 
 pub use shoplake_lake::tables::SOURCE_COLUMNS;
 
 /// The exact header line of an export.
-pub const EXPECTED_HEADER: &str =
-    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
+pub const EXPECTED_HEADER: &str = shoplake_lake::tables::EXPORT_HEADER;
 
 /// Longest line kept whole; a longer line is a malformed row (`line_too_long`) whose
 /// `_raw_line` holds its first bytes. Guards memory against a file without line breaks.
@@ -220,7 +219,7 @@ impl RawBatchReader {
     }
 
     fn note_date(&mut self, days: i32) {
-        let date = shoplake_lake::write::days_to_date(days);
+        let date = shoplake_lake::time::days_to_date(days);
         self.stats.first_date = Some(self.stats.first_date.map_or(date, |d| d.min(date)));
         self.stats.last_date = Some(self.stats.last_date.map_or(date, |d| d.max(date)));
     }

@@ -1,6 +1,6 @@
 //! Synthetic e-commerce behaviour events in the store's export format.
 //!
-//! The real source (see `DESIGN.md`, "The source data") is a monthly CSV export of tens of
+//! The real source (the data dictionary, `raw.events`) is a monthly CSV export of tens of
 //! millions of rows that cannot be shipped with the project. This module writes a seeded,
 //! deterministic stand-in with the same header, field formats, distributions and known quirks,
 //! so that ingest, the lake tables and the pipeline can be developed, tested and benchmarked at
@@ -12,17 +12,17 @@
 //!   is ~4.6 events on average with a long tail, events seconds to minutes apart; carts follow a
 //!   view of the product, removals follow a cart, most purchases follow a cart;
 //! * event types ~92.7 % view, ~4.9 % cart, ~0.85 % remove_from_cart, ~1.5 % purchase;
-//! * a catalogue of products (Zipf popularity) with a fixed category (19-digit id, dotted code,
+//! * a list of products (Zipf popularity) with a fixed category (19-digit id, dotted code,
 //!   empty in ~10 % of rows), brand (empty in ~13 %) and a log-normal base price capped at
 //!   2574.07, 0.00 in ~0.2 % of rows; one phone category is mislabelled
 //!   `construction.tools.light` as in the real data;
 //! * ~0.2 % exact duplicate rows, and a few rows without a `user_session`.
 //!
 //! Generation streams at several million rows per second in constant memory: only the open
-//! sessions and the (capped) product catalogue are held.
+//! sessions and the (capped) list of products are held.
 
 mod background;
-mod catalogue;
+mod products;
 mod sampling;
 mod timeline;
 
@@ -35,13 +35,12 @@ use std::path::{Path, PathBuf};
 use chrono::{Days, NaiveDate};
 use rand::{RngCore, SeedableRng};
 
-use catalogue::{Catalogue, PRICE_CAP_CENTS, Padded, fmt_u64, itoa_buf};
+use products::{PRICE_CAP_CENTS, Padded, ProductList};
 use sampling::{Rng, ZipfInverse, below, geometric, mix64, threshold, threshold21, unit_open0};
 use timeline::{Clock, Timeline};
 
 /// The CSV header line of the store's export (without the line break).
-pub(crate) const HEADER: &str =
-    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
+pub(crate) const HEADER: &str = shoplake_lake::tables::EXPORT_HEADER;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,7 +275,7 @@ const ORPHAN_BLOCK: u64 = 200_000;
 const ROWS_PER_USER: u64 = 25;
 const USER_ZIPF_S: f64 = 0.9;
 const USER_ZIPF_Q: f64 = 2.0;
-/// Products: catalogue size is rows / ROWS_PER_PRODUCT within these bounds.
+/// Products: their number is rows / ROWS_PER_PRODUCT within these bounds.
 const ROWS_PER_PRODUCT: u64 = 50;
 const MIN_PRODUCTS: u64 = 1_000;
 const MAX_PRODUCTS: u64 = 200_000;
@@ -353,7 +352,7 @@ struct Session {
 struct Generator {
     rng: Rng,
     seed_mix: u64,
-    catalogue: Catalogue,
+    products: ProductList,
     timeline: Timeline,
     clock: Clock,
     users: ZipfInverse,
@@ -370,7 +369,7 @@ struct Generator {
     allocated: f64,
     target: f64,
     buf: OutBuf,
-    num: [u8; 20],
+    num: itoa::Buffer,
     /// `event_type,` texts, padded.
     kinds: [Padded<24>; 4],
     thr_buy: u64,
@@ -479,14 +478,14 @@ impl Generator {
         let seed_mix = mix64(opts.seed);
         let mut rng = Rng::seed_from_u64(seed_mix ^ 0x5E55_1011_0000_0001);
         let products = (opts.rows / ROWS_PER_PRODUCT).clamp(MIN_PRODUCTS, MAX_PRODUCTS) as usize;
-        let catalogue = Catalogue::build(products, opts.seed);
+        let product_list = ProductList::build(products, opts.seed);
         let timeline = Timeline::new(opts.start, opts.days, opts.gap_day, &mut rng);
         let pool = (opts.rows / ROWS_PER_USER).clamp(50, 1 << 28);
         let target = allocation_target(opts.rows, timeline.last_minute_share());
         let mut g = Generator {
             rng,
             seed_mix,
-            catalogue,
+            products: product_list,
             timeline,
             clock: Clock::new(opts.start),
             users: ZipfInverse::new(pool, USER_ZIPF_Q, USER_ZIPF_S),
@@ -500,7 +499,7 @@ impl Generator {
             allocated: 0.0,
             target,
             buf: OutBuf::new(),
-            num: itoa_buf(),
+            num: itoa::Buffer::new(),
             kinds: KINDS.map(|k| Padded::new(&[k.as_bytes(), b","])),
             thr_buy: threshold(P_BUY_FROM_CART),
             thr_remove: threshold(P_BUY_FROM_CART + P_REMOVE_FROM_CART),
@@ -536,8 +535,8 @@ impl Generator {
     fn open_session(&mut self) {
         let user_id = self.user_id();
         let uuid = uuid_text(self.rng.next_u64(), self.rng.next_u64());
-        let tail = Padded::new(&[fmt_u64(&mut self.num, user_id), b",", &uuid, b"\n"]);
-        let product = self.catalogue.sample(&mut self.rng);
+        let tail = Padded::new(&[self.num.format(user_id).as_bytes(), b",", &uuid, b"\n"]);
+        let product = self.products.sample(&mut self.rng);
         let session = Session {
             tail,
             remaining: self.next_len,
@@ -614,7 +613,7 @@ impl Generator {
                     let r = rng.next_u64();
                     if r < self.thr_new {
                         s.previous = s.current;
-                        s.current = self.catalogue.sample(rng);
+                        s.current = self.products.sample(rng);
                     } else if (r << 20) < self.thr_back {
                         std::mem::swap(&mut s.previous, &mut s.current);
                     }
@@ -638,13 +637,13 @@ impl Generator {
         zero_price: bool,
         tail: &Padded<48>,
     ) {
-        let p = *self.catalogue.product(product);
+        let p = *self.products.product(product);
         let buf = &mut self.buf;
         buf.put(self.clock.format(t), 24);
         buf.padded(&self.kinds[kind]);
         buf.put(&p.id_text, p.id_len as usize);
-        buf.padded(self.catalogue.category_text(p.category));
-        buf.padded(self.catalogue.brand_text(p.brand));
+        buf.padded(self.products.category_text(p.category));
+        buf.padded(self.products.brand_text(p.brand));
         let cents = if zero_price {
             0
         } else {
@@ -680,9 +679,9 @@ impl Generator {
 
     /// A view without a session (the export has a handful of those).
     fn write_orphan(&mut self, t: u32) {
-        let product = self.catalogue.sample(&mut self.rng);
+        let product = self.products.sample(&mut self.rng);
         let user_id = self.user_id();
-        let tail = Padded::new(&[fmt_u64(&mut self.num, user_id), b",\n"]);
+        let tail = Padded::new(&[self.num.format(user_id).as_bytes(), b",\n"]);
         self.write_line(t, VIEW, product, false, &tail);
     }
 }

@@ -1,35 +1,47 @@
 //! Sets of row keys ([`super::rules::row_key`]): how exact duplicates are found without
 //! comparing every column of every row, when they are not found by the day's sort.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
-
+use hashbrown::HashTable;
 use shoplake_lake::arrow::array::{BooleanArray, RecordBatch};
 use shoplake_lake::arrow::compute::filter_record_batch;
 
 use crate::error::Result;
 
-/// Row keys seen so far. The keys are already uniform 128-bit hashes, so the set uses their
-/// low bits as its hash instead of hashing them again.
-pub type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
+/// Row keys seen so far. The keys are already uniform 128-bit hashes, so the table hashes a
+/// key by its low 64 bits instead of hashing it again.
+#[derive(Debug, Default, Clone)]
+pub struct KeySet(HashTable<u128>);
 
-/// The hasher of [`KeySet`]: the low 64 bits of the key as they are.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
+impl KeySet {
+    /// An empty set with room for `capacity` keys.
+    pub fn with_capacity(capacity: usize) -> Self {
+        KeySet(HashTable::with_capacity(capacity))
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+    /// Adds `key`; false when it was there already.
+    pub fn insert(&mut self, key: u128) -> bool {
+        let low = |k: &u128| *k as u64;
+        match self.0.entry(key as u64, |k| *k == key, low) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(key);
+                true
+            }
         }
     }
 
-    fn write_u128(&mut self, key: u128) {
-        self.0 = key as u64;
+    /// How many keys the set holds room for.
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+}
+
+impl IntoIterator for KeySet {
+    type Item = u128;
+    type IntoIter = hashbrown::hash_table::IntoIter<u128>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }
 
@@ -41,7 +53,7 @@ pub fn first_copies(
     keys: Vec<Vec<u128>>,
     capacity: usize,
 ) -> Result<(Vec<RecordBatch>, u64)> {
-    let mut seen = KeySet::with_capacity_and_hasher(capacity, Default::default());
+    let mut seen = KeySet::with_capacity(capacity);
     let mut duplicates = 0u64;
     let mut out = Vec::with_capacity(batches.len());
     for (batch, keys) in batches.into_iter().zip(keys) {

@@ -23,7 +23,7 @@ use futures::TryStreamExt;
 use shoplake_lake::arrow::array::RecordBatch;
 use shoplake_lake::datafusion::datasource::MemTable;
 use shoplake_lake::datafusion::prelude::{SessionContext, col};
-use shoplake_lake::tables;
+use shoplake_lake::{Accounting, tables};
 use std::sync::Arc;
 
 use crate::error::Result;
@@ -45,14 +45,15 @@ pub struct CleanDay {
 }
 
 impl CleanDay {
-    /// Number of clean rows.
-    pub fn clean_rows(&self) -> u64 {
-        self.clean.iter().map(|b| b.num_rows() as u64).sum()
-    }
-
-    /// Number of rejected rows.
-    pub fn rejected(&self) -> u64 {
-        self.rejects.iter().map(|b| b.num_rows() as u64).sum()
+    /// Where the day's raw rows went.
+    pub fn accounting(&self) -> Accounting {
+        let rows = |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows() as u64).sum();
+        Accounting {
+            raw: self.raw_rows,
+            clean: rows(&self.clean),
+            duplicates: self.duplicates,
+            rejected: rows(&self.rejects),
+        }
     }
 }
 

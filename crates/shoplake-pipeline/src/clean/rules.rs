@@ -15,6 +15,7 @@
 //! Exact duplicates are not a rule: they are removed after these, among valid rows only.
 
 use chrono::NaiveDate;
+use shoplake_lake::time::{MICROS_PER_DAY, MICROS_PER_SECOND};
 
 /// Allowed event types.
 pub use shoplake_lake::tables::EVENT_TYPES;
@@ -46,6 +47,19 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason, in the order of [`shoplake_lake::tables::REJECT_REASONS`].
+    pub const ALL: [RejectReason; 9] = [
+        RejectReason::MalformedRow,
+        RejectReason::BadTimestamp,
+        RejectReason::UnknownEventType,
+        RejectReason::BadProductId,
+        RejectReason::BadCategoryId,
+        RejectReason::BadUserId,
+        RejectReason::BadPrice,
+        RejectReason::NullSession,
+        RejectReason::NonPositivePrice,
+    ];
+
     /// The reason code stored in `clean.rejects.reason`.
     pub fn code(self) -> &'static str {
         match self {
@@ -60,6 +74,12 @@ impl RejectReason {
             RejectReason::NonPositivePrice => "non_positive_price",
         }
     }
+}
+
+/// The detail of a [`RejectReason::MalformedRow`]: why the line did not split into the nine
+/// fields (`line_too_long`, a field count, invalid UTF-8).
+pub fn malformed_detail(why: &str) -> String {
+    format!("line could not be split into 9 fields ({why})")
 }
 
 /// A rejected row: the reason and a human explanation with the offending value.
@@ -269,9 +289,12 @@ pub fn parse_event_time(text: &str) -> Option<(i64, i32)> {
     if h > 23 || m > 59 || s > 59 {
         return None;
     }
-    let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
-    let secs = days * 86_400 + i64::from(h * 3600 + m * 60 + s);
-    Some((secs * 1_000_000, days as i32))
+    let days = shoplake_lake::time::date_to_days(date);
+    let secs = i64::from(h * 3600 + m * 60 + s);
+    Some((
+        i64::from(days) * MICROS_PER_DAY + secs * MICROS_PER_SECOND,
+        days,
+    ))
 }
 
 /// Parses a decimal price with at most two decimals into cents; `None` when unreadable or
@@ -312,6 +335,12 @@ pub fn parse_cents(text: &str) -> Option<i128> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_reasons_are_the_declared_codes() {
+        let codes: Vec<&str> = RejectReason::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(codes, shoplake_lake::tables::REJECT_REASONS);
+    }
+
     use super::*;
 
     fn fields<'a>(time: &'a str, kind: &'a str, price: &'a str, session: &'a str) -> RawFields<'a> {

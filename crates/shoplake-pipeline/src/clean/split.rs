@@ -17,7 +17,7 @@ use crate::texts::Texts;
 
 /// The table a split reads, as its errors name it.
 const RAW: &str = "raw.events";
-use super::rules::{RawFields, RejectReason, identity, validate};
+use super::rules::{RawFields, RejectReason, identity, malformed_detail, validate};
 
 /// The valid and rejected rows of one raw batch.
 #[derive(Debug)]
@@ -72,10 +72,7 @@ pub fn split(raw: &RecordBatch) -> Result<Split> {
         if !error.is_null(i) {
             reject_rows.push(i as u32);
             reasons.append_value(RejectReason::MalformedRow.code());
-            details.append_value(format!(
-                "line could not be split into 9 fields ({})",
-                error.value(i)
-            ));
+            details.append_value(malformed_detail(error.value(i)));
             continue;
         }
         let get = |c: usize| fields[c].get(i);

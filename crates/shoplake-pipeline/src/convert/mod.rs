@@ -33,7 +33,7 @@ use serde::Serialize;
 use shoplake_ingest::IngestError;
 use shoplake_ingest::files::{SourceFile, discover};
 use shoplake_lake::Progress;
-use shoplake_lake::write::days_to_date;
+use shoplake_lake::time::days_to_date;
 
 pub use output::output_schema;
 pub use rejects::REJECTS_FILE;

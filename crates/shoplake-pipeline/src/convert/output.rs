@@ -13,7 +13,7 @@ use shoplake_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUn
 use shoplake_lake::datafusion::parquet::arrow::ArrowWriter;
 use shoplake_lake::datafusion::parquet::basic::{Compression, ZstdLevel};
 use shoplake_lake::datafusion::parquet::file::properties::WriterProperties;
-use shoplake_lake::write::days_to_date;
+use shoplake_lake::time::{MICROS_PER_DAY, MICROS_PER_HOUR, days_to_date};
 
 use super::ConvertError;
 use crate::clean::rules::TypedEvent;
@@ -35,7 +35,7 @@ pub fn output_schema() -> SchemaRef {
         Field::new("category_id", DataType::Int64, false),
         Field::new("category_code", DataType::Utf8, false),
         Field::new("brand", DataType::Utf8, false),
-        Field::new("price", DataType::Decimal128(10, 2), false),
+        Field::new("price", shoplake_lake::tables::price_type(), false),
         Field::new("user_id", DataType::Int64, false),
         Field::new("user_session", DataType::Utf8, false),
         Field::new("hour_of_day", DataType::Int32, false),
@@ -181,8 +181,6 @@ struct Rows {
     day_of_week: Int32Builder,
 }
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
 impl Rows {
     fn new() -> Self {
         let n = BATCH_ROWS;
@@ -194,7 +192,8 @@ impl Rows {
             category_id: Int64Builder::with_capacity(n),
             category_code: StringBuilder::with_capacity(n, n * 20),
             brand: StringBuilder::with_capacity(n, n * 8),
-            price: Decimal128Builder::with_capacity(n).with_data_type(DataType::Decimal128(10, 2)),
+            price: Decimal128Builder::with_capacity(n)
+                .with_data_type(shoplake_lake::tables::price_type()),
             user_id: Int64Builder::with_capacity(n),
             user_session: StringBuilder::with_capacity(n, n * 36),
             hour_of_day: Int32Builder::with_capacity(n),
@@ -214,7 +213,7 @@ impl Rows {
         self.user_id.append_value(e.user_id);
         self.user_session.append_value(e.user_session);
         self.hour_of_day
-            .append_value((micros_of_day / 3_600_000_000) as i32);
+            .append_value((micros_of_day / MICROS_PER_HOUR) as i32);
         self.day_of_week.append_value(iso_weekday(day));
         self.len += 1;
     }

@@ -12,7 +12,7 @@ use super::chunks::Chunk;
 use super::output::{DayOutput, FinishedDay};
 use super::rejects::{Reject, RejectSink};
 use super::seen::{DayHandle, SeenRows};
-use crate::clean::rules::{RawFields, RejectReason, row_key, validate};
+use crate::clean::rules::{RawFields, RejectReason, malformed_detail, row_key, validate};
 
 /// Rejects gathered before they are handed to the shared rejects file.
 const REJECT_BUFFER: usize = 4096;
@@ -83,7 +83,7 @@ impl Worker {
                 chunk.first_line,
                 &chunk.data,
                 RejectReason::MalformedRow,
-                "line could not be split into 9 fields (line_too_long)".to_string(),
+                malformed_detail("line_too_long"),
             );
             return self.flush_rejects_if_full();
         }
@@ -117,14 +117,14 @@ impl Worker {
                 line_no,
                 &line[..MAX_LINE_BYTES],
                 RejectReason::MalformedRow,
-                "line could not be split into 9 fields (line_too_long)".to_string(),
+                malformed_detail("line_too_long"),
             );
             return Ok(());
         }
         let fields = match split_fields(line, &mut self.scratch) {
             Ok(f) => f,
             Err(why) => {
-                let detail = format!("line could not be split into 9 fields ({why})");
+                let detail = malformed_detail(why);
                 self.reject(chunk, line_no, line, RejectReason::MalformedRow, detail);
                 return Ok(());
             }

@@ -9,7 +9,7 @@ use shoplake_lake::arrow::array::{
 };
 use shoplake_lake::arrow::error::ArrowError;
 use shoplake_lake::tables;
-use shoplake_lake::write::date_to_days;
+use shoplake_lake::time::date_to_days;
 
 const MONTHS: [&str; 12] = [
     "January",

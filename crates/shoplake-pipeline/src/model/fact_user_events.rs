@@ -13,11 +13,9 @@ use shoplake_lake::arrow::array::{
 };
 use shoplake_lake::arrow::datatypes::TimestampMicrosecondType;
 use shoplake_lake::tables;
+use shoplake_lake::time::{day_of_micros, hour_of_micros};
 
 use crate::error::{PipelineError, Result};
-
-const MICROS_PER_HOUR: i64 = 3_600_000_000;
-const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
 
 /// ISO weekday (Monday 1 .. Sunday 7) of a day counted from 1970-01-01, a Thursday.
 pub fn iso_weekday(day: i32) -> i32 {
@@ -72,8 +70,8 @@ fn fact_batch(clean: &RecordBatch) -> Result<RecordBatch> {
     let times = times
         .as_primitive_opt::<TimestampMicrosecondType>()
         .ok_or_else(|| wrong_type("event_time", &times))?;
-    let hour: Int32Array = times.unary(|t| t.div_euclid(MICROS_PER_HOUR).rem_euclid(24) as i32);
-    let weekday: Int32Array = times.unary(|t| iso_weekday(t.div_euclid(MICROS_PER_DAY) as i32));
+    let hour: Int32Array = times.unary(hour_of_micros);
+    let weekday: Int32Array = times.unary(|t| iso_weekday(day_of_micros(t)));
 
     let codes = column("category_code")?;
     let codes = codes
@@ -125,7 +123,7 @@ mod tests {
     use chrono::{Datelike, NaiveDate};
     use shoplake_lake::datafusion::datasource::MemTable;
     use shoplake_lake::datafusion::prelude::SessionContext;
-    use shoplake_lake::write::date_to_days;
+    use shoplake_lake::time::date_to_days;
 
     #[test]
     fn iso_weekdays_match_the_calendar() {
@@ -231,10 +229,7 @@ FROM day_clean"#;
                 Arc::new(Int64Array::from_iter_values(300..300 + n as i64)),
                 Arc::new(StringArray::from(vec!["s"; n])),
                 Arc::new(Date32Array::from(
-                    times
-                        .iter()
-                        .map(|t| t.div_euclid(MICROS_PER_DAY) as i32)
-                        .collect::<Vec<_>>(),
+                    times.iter().map(|t| day_of_micros(*t)).collect::<Vec<_>>(),
                 )),
             ],
         )

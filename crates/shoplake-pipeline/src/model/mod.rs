@@ -5,10 +5,10 @@
 //! after the fact partitions of a run are committed, so they always agree with it (a session
 //! that crosses midnight is one row, whichever of its days changed).
 
-pub mod catalog;
 mod columns;
 pub mod dim_time;
 pub mod dimensions;
 pub mod fact_user_events;
+pub mod products;
 #[cfg(test)]
 mod reference_sql;

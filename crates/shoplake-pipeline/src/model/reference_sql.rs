@@ -1,7 +1,8 @@
 //! The aggregate dimensions defined in SQL over `model.fact_user_events`: what the folds in
-//! [`super::catalog`] and [`super::dimensions`] compute, written the plain way. The
+//! [`super::products`] and [`super::dimensions`] compute, written the plain way. The
 //! tests compare the folds with these; the run does not execute them (as SQL, on a month of
-//! events, they took 100 s where the folds take a fraction of it).
+//! events, they took more than twice as long as the folds; see
+//! bench/results/2026-11-28-66600000-at-e3ae728.md).
 
 /// Events per type and purchase revenue, the count columns every aggregate dimension ends with.
 pub const COUNTS: &str = r#"
@@ -21,7 +22,8 @@ const RESUM: &str = "SUM(events) AS events, SUM(views) AS views, SUM(carts) AS c
 ///
 /// Distinct sessions and days are counted by grouping first (per user and session, per user
 /// and day) rather than with `COUNT(DISTINCT ...)`, whose per-group hash sets are neither
-/// bounded nor spillable: on 10 M events the direct form took 10 GiB.
+/// bounded nor spillable: on 10 M events the direct form already held several times the
+/// default memory limit.
 pub fn dim_users() -> String {
     format!(
         "WITH per_session AS (

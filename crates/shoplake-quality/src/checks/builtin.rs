@@ -2,19 +2,7 @@
 
 use super::{Check, CheckKind, Severity};
 
-use shoplake_lake::tables::EVENT_TYPES;
-
-const REJECT_REASONS: [&str; 9] = [
-    "malformed_row",
-    "bad_timestamp",
-    "unknown_event_type",
-    "bad_product_id",
-    "bad_category_id",
-    "bad_user_id",
-    "bad_price",
-    "null_session",
-    "non_positive_price",
-];
+use shoplake_lake::tables::{self, EVENT_TYPES};
 
 fn values(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -112,7 +100,7 @@ pub fn builtin() -> Vec<Check> {
             Severity::Error,
             CheckKind::AcceptedValues {
                 column: "reason".into(),
-                values: values(&REJECT_REASONS),
+                values: values(&tables::REJECT_REASONS),
             },
         ),
         unique(fact, &["event_id"]),

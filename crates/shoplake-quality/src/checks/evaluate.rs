@@ -14,21 +14,18 @@ use datafusion::arrow::json::LineDelimitedWriter;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 
+use shoplake_lake::Accounting;
+
+use super::history::DayRows;
 use super::{Check, CheckKind, keys};
 
-/// The day accounting that a row_accounting check verifies.
+/// The accounting of one day, which a row_accounting check verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayAccounting {
     /// The day.
     pub date: NaiveDate,
-    /// Raw rows.
-    pub raw: u64,
-    /// Clean rows.
-    pub clean: u64,
-    /// Duplicates removed.
-    pub duplicates: u64,
-    /// Rejected rows.
-    pub rejected: u64,
+    /// Where the day's raw rows went.
+    pub rows: Accounting,
 }
 
 /// What a check sees besides its session.
@@ -78,18 +75,11 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// Parses `36h`, `2d`, `90m`, `45s`.
-pub fn parse_age(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = number.parse().ok()?;
-    match unit.trim() {
-        "s" => Some(Duration::seconds(n)),
-        "m" => Some(Duration::minutes(n)),
-        "h" => Some(Duration::hours(n)),
-        "d" => Some(Duration::days(n)),
-        _ => None,
-    }
+/// A freshness check's maximum age: `36h`, `2d`, `90m`, `45s`, `1h 30m` (humantime's
+/// durations).
+pub(super) fn parse_age(text: &str) -> Option<Duration> {
+    let age = humantime::parse_duration(text.trim()).ok()?;
+    Duration::from_std(age).ok()
 }
 
 pub(super) async fn scalar_i64(ctx: &SessionContext, sql: &str) -> Result<i64> {
@@ -395,14 +385,15 @@ pub async fn evaluate(check: &Check, scope: &CheckScope<'_>) -> Result<CheckOutc
             let broken: Vec<String> = scope
                 .accounting
                 .iter()
-                .filter(|a| a.raw != a.clean + a.duplicates + a.rejected)
+                .filter(|a| !a.rows.balances())
                 .map(|a| {
+                    let rows = &a.rows;
                     serde_json::json!({
                         "event_date": a.date.to_string(),
-                        "raw": a.raw,
-                        "clean": a.clean,
-                        "duplicates": a.duplicates,
-                        "rejected": a.rejected,
+                        "raw": rows.raw,
+                        "clean": rows.clean,
+                        "duplicates": rows.duplicates,
+                        "rejected": rows.rejected,
                     })
                     .to_string()
                 })
@@ -432,7 +423,7 @@ pub async fn evaluate(check: &Check, scope: &CheckScope<'_>) -> Result<CheckOutc
 
 /// Evaluates `checks` against published tables (`shoplake check`): each table as a whole,
 /// except row_count on a day-partitioned table, which is evaluated per day against the
-/// trailing days.
+/// trailing days (as [`DayRows`] defines them, the same window a run gates with).
 pub async fn evaluate_all(
     checks: &[Check],
     ctx: &SessionContext,
@@ -444,42 +435,12 @@ pub async fn evaluate_all(
         let partitioned = shoplake_lake::tables::by_name(&check.table)
             .is_some_and(|t| t.partition_by == Some(shoplake_lake::tables::EVENT_DATE));
         if let (CheckKind::RowCount { trailing_days, .. }, true) = (&check.kind, partitioned) {
-            let per_day = ctx
-                .sql(&format!(
-                    "SELECT CAST(event_date AS VARCHAR), COUNT(*) FROM {} GROUP BY 1 ORDER BY 1",
-                    check.table
-                ))
-                .await?
-                .collect()
-                .await?;
-            let mut days: Vec<(NaiveDate, u64)> = Vec::new();
-            for b in &per_day {
-                let dates = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-                let dates = dates.as_string::<i32>();
-                let counts = datafusion::arrow::compute::cast(b.column(1), &DataType::Int64)?;
-                let counts = counts.as_primitive::<Int64Type>();
-                for i in 0..b.num_rows() {
-                    if let Ok(d) = NaiveDate::parse_from_str(dates.value(i), "%Y-%m-%d") {
-                        days.push((d, counts.value(i) as u64));
-                    }
-                }
-            }
-            // Days without rows inside the range count as zero.
-            if let (Some(first), Some(last)) = (days.first().map(|d| d.0), days.last().map(|d| d.0))
-            {
-                let known: std::collections::BTreeMap<_, _> = days.iter().copied().collect();
-                days = first
-                    .iter_days()
-                    .take_while(|d| *d <= last)
-                    .map(|d| (d, known.get(&d).copied().unwrap_or(0)))
-                    .collect();
-            }
-            for (i, (date, _)) in days.iter().enumerate() {
-                let from = i.saturating_sub(*trailing_days as usize);
+            let history = day_rows(ctx, &check.table).await?;
+            for (date, _) in history.calendar(&check.table) {
                 let scope = CheckScope {
                     ctx,
-                    partition: Some(*date),
-                    trailing_counts: days[from..i].iter().map(|d| d.1).collect(),
+                    partition: Some(date),
+                    trailing_counts: history.trailing(&check.table, date, *trailing_days),
                     accounting: Vec::new(),
                     now,
                 };
@@ -508,6 +469,30 @@ pub async fn evaluate_all(
     Ok(outcomes)
 }
 
+/// The published rows per day of a day-partitioned `table`.
+async fn day_rows(ctx: &SessionContext, table: &str) -> Result<DayRows> {
+    let per_day = ctx
+        .sql(&format!(
+            "SELECT CAST(event_date AS VARCHAR), COUNT(*) FROM {table} GROUP BY 1 ORDER BY 1"
+        ))
+        .await?
+        .collect()
+        .await?;
+    let mut rows = DayRows::default();
+    for b in &per_day {
+        let dates = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let dates = dates.as_string::<i32>();
+        let counts = datafusion::arrow::compute::cast(b.column(1), &DataType::Int64)?;
+        let counts = counts.as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            if let Ok(d) = NaiveDate::parse_from_str(dates.value(i), "%Y-%m-%d") {
+                rows.set(table, d, counts.value(i) as u64);
+            }
+        }
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,8 +501,11 @@ mod tests {
     fn ages_and_medians() {
         assert_eq!(parse_age("36h"), Some(Duration::hours(36)));
         assert_eq!(parse_age("2d"), Some(Duration::days(2)));
+        assert_eq!(parse_age("90m"), Some(Duration::minutes(90)));
+        assert_eq!(parse_age("1h 30m"), Some(Duration::minutes(90)));
         assert_eq!(parse_age("soon"), None);
-        assert_eq!(parse_age("5w"), None);
+        assert_eq!(parse_age("5"), None);
+        assert_eq!(parse_age(""), None);
         assert_eq!(median(&[5, 1, 3]), Some(3.0));
         assert_eq!(median(&[4, 1, 3, 2]), Some(2.5));
         assert_eq!(median(&[]), None);

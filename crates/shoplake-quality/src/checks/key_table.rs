@@ -1,12 +1,12 @@
-//! The hash table of the key checks: byte keys in an arena, looked up a chunk of rows at a
-//! time so that the cache misses of many lookups overlap.
+//! The hash table of the key checks: byte keys in an arena, numbered in a hashbrown table,
+//! looked up a chunk of rows at a time so that the cache misses of many lookups overlap.
 //!
-//! A lookup in a table of millions of keys misses the cache three times: the slot, where the
-//! key's bytes are, the bytes. One key after another, each miss waits for the previous one;
-//! the table is therefore probed in phases over a chunk of rows (prefetch every row's slot,
-//! then read the slots and prefetch the spans, then the bytes, then compare), which keeps
-//! many misses in flight at once. Slots hold the key's number and 32 bits of its hash, whose
-//! top bits place it, so growing the table never reads a key again. The keys' bytes go into
+//! A lookup in a table of millions of keys misses the cache twice: the table's entry, then
+//! the key's bytes. An entry holds the key's number and 32 bits of its hash (its tag), and is
+//! placed by a mix of the tag, so growing the table never reads a key again. A chunk of rows
+//! is looked up in phases: every row's entry by its tag (independent probes, which the
+//! processor overlaps), then a prefetch of the candidates' bytes, then the comparisons; a
+//! tag shared by another key (rare) is resolved by a full probe. The keys' bytes go into
 //! fixed blocks, so that they are never copied as the arena grows (a doubling vector of a
 //! month's session ids would hold 1.5 GB for a moment).
 
@@ -17,6 +17,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::MemoryReservation;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 /// Rows looked up together (their slots, spans and bytes stay in the cache meanwhile).
 pub(super) const CHUNK: usize = 512;
@@ -104,6 +106,7 @@ impl KeyColumn {
 fn prefetch<T: ?Sized>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults, and `value` is a valid reference anyway.
+    #[allow(unsafe_code)]
     unsafe {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
@@ -112,8 +115,8 @@ fn prefetch<T: ?Sized>(value: &T) {
     let _ = value;
 }
 
-/// The table outgrew the memory budget or what a pass may hold (its slots would pass
-/// 2^32), or a key is as long as a [`BLOCK`].
+/// The table outgrew the memory budget or what a pass may hold (2^32 keys), or a key is as
+/// long as a [`BLOCK`].
 pub(super) struct Full;
 
 /// Most bytes per arena block (a key's bytes never span two).
@@ -179,10 +182,8 @@ impl Arena {
 
 /// Distinct byte keys, numbered in order of arrival.
 pub(super) struct KeyTable {
-    /// `(tag << 32) | (number + 1)`, 0 when empty; open addressing with linear probing.
-    slots: Vec<u64>,
-    /// log2 of the slot count: a key's home slot is the top `bits` of its tag.
-    bits: u32,
+    /// `(tag << 32) | number`, placed by [`place`] of the tag.
+    entries: HashTable<u64>,
     /// Key `n` is `arena.get(spans[n])`.
     arena: Arena,
     spans: Vec<u64>,
@@ -190,20 +191,30 @@ pub(super) struct KeyTable {
     counts: Option<Vec<u64>>,
 }
 
-/// A slot's tag: the top half of a key's hash (the bottom half is free for the caller, to
-/// split keys into passes).
+/// A key's tag: the top half of its hash (the bottom half is free for the caller, to split
+/// keys into passes).
 fn tag_of(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
-const NONE: u32 = u32::MAX;
+/// Where an entry goes, from its tag: hashbrown takes the bucket from the low bits and its
+/// control byte from the top seven, and the multiplication spreads the tag over both.
+fn place(tag: u32) -> u64 {
+    u64::from(tag).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn entry_tag(entry: u64) -> u32 {
+    (entry >> 32) as u32
+}
+
+fn entry_number(entry: u64) -> usize {
+    entry as u32 as usize
+}
 
 impl KeyTable {
     pub(super) fn new(counting: bool) -> Self {
-        let bits = 10;
         Self {
-            slots: vec![0; 1 << bits],
-            bits,
+            entries: HashTable::new(),
             arena: Arena::default(),
             spans: Vec::new(),
             counts: counting.then(Vec::new),
@@ -223,43 +234,14 @@ impl KeyTable {
         self.counts.as_ref().map_or(0, |c| c[n])
     }
 
-    fn mask(&self) -> usize {
-        (1 << self.bits) - 1
-    }
-
-    fn home(&self, tag: u32) -> usize {
-        (tag >> (32 - self.bits)) as usize
-    }
-
-    /// The number of the key in the first slot from `start` that holds `tag` or is empty.
-    fn candidate(&self, tag: u32, start: usize) -> (usize, u32) {
-        let mut i = start;
-        loop {
-            let slot = self.slots[i];
-            if slot == 0 {
-                return (i, NONE);
-            }
-            if (slot >> 32) as u32 == tag {
-                return (i, (slot as u32) - 1);
-            }
-            i = (i + 1) & self.mask();
-        }
-    }
-
-    /// The number of `key`, or the empty slot where it would go.
-    fn find(&self, hash: u64, key: &[u8]) -> Result<usize, usize> {
+    /// The number of `key`, whose hash is `hash`.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let tag = tag_of(hash);
-        let mut start = self.home(tag);
-        loop {
-            let (i, n) = self.candidate(tag, start);
-            if n == NONE {
-                return Err(i);
-            }
-            if self.key(n as usize) == key {
-                return Ok(n as usize);
-            }
-            start = (i + 1) & self.mask();
-        }
+        self.entries
+            .find(place(tag), |&e| {
+                entry_tag(e) == tag && self.key(entry_number(e)) == key
+            })
+            .map(|&e| entry_number(e))
     }
 
     /// Reserves in `budget` what the table holds plus `extra` bytes, before allocating them.
@@ -271,62 +253,49 @@ impl KeyTable {
 
     /// Adds one row of each of `rows` (row, hash) of `keys`: a new key, or one more row of
     /// a known one. Every allocation is reserved in `budget` first (a growing table holds
-    /// its old and new slots at once): `Full` when the budget refuses.
+    /// its old and new entries at once): `Full` when the budget refuses.
     pub(super) fn add(
         &mut self,
         keys: &KeyColumn,
         rows: &[(usize, u64)],
         budget: &MemoryReservation,
     ) -> Result<(), Full> {
-        for &(_, hash) in rows {
-            prefetch(&self.slots[self.home(tag_of(hash))]);
-        }
         for &(row, hash) in rows {
             let key = keys.key(row);
-            match self.find(hash, key) {
-                Ok(n) => {
+            if self.entries.len() == self.entries.capacity() {
+                // The next new key doubles the table (hashbrown grows before it looks).
+                self.reserve(budget, 2 * self.entries.allocation_size().max(1024))?;
+            }
+            if self.spans.len() == self.spans.capacity() {
+                // The vectors of spans and counts double.
+                let per_key = size_of::<u64>() * (1 + usize::from(self.counts.is_some()));
+                self.reserve(budget, self.spans.capacity().max(4) * per_key)?;
+            }
+            if let Some(size) = self.arena.next_block(key) {
+                self.reserve(budget, size)?;
+            }
+            let tag = tag_of(hash);
+            let (arena, spans) = (&self.arena, &self.spans);
+            let found = self.entries.entry(
+                place(tag),
+                |&e| entry_tag(e) == tag && arena.get(spans[entry_number(e)]) == key,
+                |&e| place(entry_tag(e)),
+            );
+            match found {
+                Entry::Occupied(e) => {
                     if let Some(counts) = &mut self.counts {
-                        counts[n] += 1;
+                        counts[entry_number(*e.get())] += 1;
                     }
                 }
-                Err(slot) => {
-                    let number = u32::try_from(self.len() + 1).map_err(|_| Full)?;
-                    if self.spans.len() == self.spans.capacity() {
-                        // The vectors of spans and counts double.
-                        let per_key = size_of::<u64>() * (1 + usize::from(self.counts.is_some()));
-                        self.reserve(budget, self.spans.capacity().max(4) * per_key)?;
-                    }
-                    if let Some(size) = self.arena.next_block(key) {
-                        self.reserve(budget, size)?;
-                    }
+                Entry::Vacant(slot) => {
+                    let number = u32::try_from(self.spans.len()).map_err(|_| Full)?;
+                    slot.insert((u64::from(tag) << 32) | u64::from(number));
                     self.spans.push(self.arena.push(key)?);
                     if let Some(counts) = &mut self.counts {
                         counts.push(1);
                     }
-                    self.slots[slot] = (u64::from(tag_of(hash)) << 32) | u64::from(number);
-                    // At most 70 % full, so that runs of taken slots stay short.
-                    if self.len() * 10 > self.slots.len() * 7 {
-                        self.reserve(budget, 2 * self.slots.len() * size_of::<u64>())?;
-                        self.grow()?;
-                    }
                 }
             }
-        }
-        Ok(())
-    }
-
-    fn grow(&mut self) -> Result<(), Full> {
-        if self.bits == 32 {
-            return Err(Full);
-        }
-        let old = std::mem::replace(&mut self.slots, vec![0; 1 << (self.bits + 1)]);
-        self.bits += 1;
-        for slot in old.into_iter().filter(|&s| s != 0) {
-            let mut i = self.home((slot >> 32) as u32);
-            while self.slots[i] != 0 {
-                i = (i + 1) & self.mask();
-            }
-            self.slots[i] = slot;
         }
         Ok(())
     }
@@ -337,55 +306,37 @@ impl KeyTable {
         &self,
         keys: &KeyColumn,
         rows: &[(usize, u64)],
-        numbers: &mut Vec<(usize, u32)>,
+        numbers: &mut Vec<Option<usize>>,
         mut missing: impl FnMut(usize),
     ) {
-        for &(_, hash) in rows {
-            prefetch(&self.slots[self.home(tag_of(hash))]);
-        }
+        // The first key with each row's tag: no key bytes read yet.
         numbers.clear();
-        for &(_, hash) in rows {
+        numbers.extend(rows.iter().map(|&(_, hash)| {
             let tag = tag_of(hash);
-            let (slot, n) = self.candidate(tag, self.home(tag));
-            if n != NONE {
-                prefetch(&self.spans[n as usize]);
-            }
-            numbers.push((slot, n));
+            self.entries
+                .find(place(tag), |&e| entry_tag(e) == tag)
+                .map(|&e| entry_number(e))
+        }));
+        for n in numbers.iter().flatten() {
+            prefetch(self.key(*n));
         }
-        for &(_, n) in numbers.iter() {
-            if n != NONE {
-                prefetch(self.key(n as usize));
-            }
-        }
-        for (&(row, hash), &(slot, n)) in rows.iter().zip(numbers.iter()) {
-            if n == NONE {
-                missing(row);
-                continue;
-            }
+        for (&(row, hash), n) in rows.iter().zip(numbers.iter()) {
             let key = keys.key(row);
-            if self.key(n as usize) == key {
-                continue;
-            }
-            // Another key with the same tag: go on probing past it.
-            let tag = tag_of(hash);
-            let mut start = (slot + 1) & self.mask();
-            loop {
-                let (i, m) = self.candidate(tag, start);
-                if m == NONE {
-                    missing(row);
-                    break;
-                }
-                if self.key(m as usize) == key {
-                    break;
-                }
-                start = (i + 1) & self.mask();
+            let found = match n {
+                None => false,
+                Some(n) if self.key(*n) == key => true,
+                // Another key with the same tag: a full probe.
+                Some(_) => self.find(hash, key).is_some(),
+            };
+            if !found {
+                missing(row);
             }
         }
     }
 
     /// Bytes held.
     pub(super) fn allocated(&self) -> usize {
-        self.slots.capacity() * size_of::<u64>()
+        self.entries.allocation_size()
             + self.arena.allocated()
             + self.spans.capacity() * size_of::<u64>()
             + self
@@ -433,7 +384,11 @@ mod tests {
         assert!(table.add(&keys, &rows[..1], &unbounded).is_ok());
         assert!(unbounded.size() >= table.allocated());
         assert_eq!(table.len(), 3000);
-        assert!(table.slots.len() >= 4096, "{} slots", table.slots.len());
+        assert!(
+            table.entries.capacity() >= 3000,
+            "{} entries",
+            table.entries.capacity()
+        );
         assert_eq!((table.key(0), table.count(0)), (&b"k0"[..], 3));
         assert_eq!((table.key(2999), table.count(2999)), (&b"k2999"[..], 2));
 

@@ -28,8 +28,10 @@
 
 mod builtin;
 mod evaluate;
+mod history;
 mod key_table;
 mod keys;
+mod published;
 mod results;
 
 use std::fmt;
@@ -37,8 +39,11 @@ use std::fmt;
 use serde::Deserialize;
 
 pub use builtin::builtin;
-pub use evaluate::{CheckOutcome, CheckScope, DayAccounting, evaluate, evaluate_all, parse_age};
-pub use results::write_results;
+use evaluate::parse_age;
+pub use evaluate::{CheckOutcome, CheckScope, DayAccounting, evaluate, evaluate_all};
+pub use history::DayRows;
+pub use published::{PublishedCheck, check_published, published_accounting};
+pub use results::{Publication, write_results};
 
 /// How bad a failure is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
