@@ -97,7 +97,7 @@ pub struct DemoArgs {
     /// Random seed (same seed, same data).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Where to write the generated export. Default: <lake>/../shoplake-demo-events.csv.gz
+    /// Where to write the generated export. Default: shoplake-demo-events.csv.gz beside the lake
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }

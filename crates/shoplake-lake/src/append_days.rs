@@ -1,6 +1,6 @@
 //! Appending a stream of rows to a table partitioned by day, encoded on every core.
 //!
-//! Through [`crate::write::write_table`], delta-rs hash-partitions the rows by day (a copy of
+//! Through a DataFusion plan (delta-rs's write operation), delta-rs hash-partitions the rows by day (a copy of
 //! every row), its writer copies each batch again to split it by day, and all the rows of a day
 //! go to one writer, so a file in time order, as a store's export is, is encoded on one core at
 //! a time. Here each batch is cut at day boundaries without copying (slices), the batches are
@@ -11,7 +11,7 @@
 //! written least recently when a third day comes: rows in time order (with stragglers of the
 //! day before) leave at most two open per writer. Rows whose days come back after others
 //! (an export ordered by user, say) are noticed, and from then on each day goes to one writer
-//! only (day number modulo writers), which keeps up to [`MAX_OPEN_DAYS`] files open: as many
+//! only (day number modulo writers), which keeps up to `MAX_OPEN_DAYS` (32) files open: as many
 //! files open in all as days interleaved, as delta-rs's writer had.
 
 use std::collections::HashSet;

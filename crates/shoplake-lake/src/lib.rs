@@ -6,7 +6,7 @@
 //! the writers, the SQL catalog (`shoplake-sql`) and the data dictionary all read those
 //! declarations. Writes are Delta commits: a day replaced ([`replace_day`]), a file's days
 //! appended ([`append_days`]), a table overwritten ([`overwrite`]), a small table appended
-//! to ([`write`]).
+//! to ([`mod@write`]).
 //!
 //! This crate depends on none of shoplake's other crates.
 

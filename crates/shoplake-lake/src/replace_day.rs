@@ -1,6 +1,6 @@
 //! Replacing one day partition with rows already in memory.
 //!
-//! [`crate::write::write_table`] goes through a DataFusion plan: delta-rs scans the input,
+//! Delta-rs's write operation goes through a DataFusion plan: it scans the input,
 //! checks every row against the `replaceWhere` predicate, sorts and copies each batch to split
 //! it by partition, and the caller loads the table from its log before every write. A run
 //! holds each day's rows in memory and knows their day, so none of that is needed: the rows

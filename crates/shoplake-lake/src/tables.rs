@@ -72,7 +72,7 @@ pub struct TableDef {
     pub partition_by: Option<&'static str>,
     /// A column a day partition's rows arrive sorted by, written one file per value, so that
     /// every file's (and row group's) statistics show one value of it: counts by that column
-    /// come from file footers (see [`crate::stats_counts`]) and a filter on it skips whole files.
+    /// come from file footers (see `shoplake-sql`'s `stats_counts`) and a filter on it skips whole files.
     pub file_per_value_of: Option<&'static str>,
     /// What one row is.
     pub grain: &'static str,

@@ -141,7 +141,7 @@ pub(crate) fn describe(schema: &SchemaRef) -> String {
         .join(", ")
 }
 
-/// Turns a stream of record batches into a DataFrame that can be written with [`write_table`]
+/// Turns a stream of record batches into a DataFrame that can be written with [`append_table`] (or [`crate::overwrite`])
 /// without first collecting the stream in memory.
 pub fn stream_to_dataframe(
     ctx: &SessionContext,

@@ -4,7 +4,7 @@
 //! - [`clean`] types raw rows, quarantines failures with a reason and removes exact duplicates.
 //! - [`model`] builds the star schema: the fact table per day, the dimensions from the facts.
 //! - [`gates`] evaluates the quality checks on what a run is about to publish.
-//! - [`run`] executes a plan, commits each partition atomically and records the run.
+//! - [`mod@run`] executes a plan, commits each partition atomically and records the run.
 //! - [`convert`] is the reduced job without a lake: exports straight to clean Parquet.
 
 #![deny(missing_docs)]

@@ -5,7 +5,7 @@
 //!   `query`, `check`, `status`, the run's planner and gates, and the servers all share.
 //! - [`policy`]: what a reader may run (read-only statements), and errors that name the
 //!   user's own tables.
-//! - [`session`]: the engine session with shoplake's extensions installed.
+//! - [`mod@session`]: the engine session with shoplake's extensions installed.
 //! - [`stats_counts`] and [`count_by_key`]: the extensions, an optimizer rule that answers
 //!   grouped `count(*)` from Parquet footers and an operator that counts rows by one integer
 //!   key; [`provider`] is the table provider that lets the first find a table's files.

@@ -13,7 +13,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use deltalake::DeltaTable;
 
 /// A lake table as the SQL catalog registers it: delta-rs's provider, plus the Delta state it
-/// reads, so that [`CountsFromStatistics`] can find the files and their statistics.
+/// reads, so that [`crate::stats_counts::CountsFromStatistics`] can find the files and their statistics.
 #[derive(Debug)]
 pub struct LakeTableProvider {
     table: DeltaTable,

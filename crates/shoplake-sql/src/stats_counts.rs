@@ -14,7 +14,7 @@
 //!     TableScan: <lake table>
 //! ```
 //!
-//! into `sum(rows)` over a table of (group values, rows) read by [`FileCounts`]: one row per
+//! into `sum(rows)` over a table of (group values, rows) read by `FileCounts`: one row per
 //! row group whose statistics show that each grouped column holds one exact value (or only
 //! nulls), and one row per row for the other row groups, which are read as a scan would. The
 //! values of partition columns come from the Delta log, filters on them choose the files.

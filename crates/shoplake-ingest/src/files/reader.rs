@@ -100,7 +100,7 @@ pub fn open_decoded(path: &Path, gzip: bool) -> std::io::Result<Box<dyn Read + S
     open_counted(path, gzip, Default::default())
 }
 
-/// Like [`open_decoded`], adding the bytes read from disk to `count`.
+/// Like `open_decoded`, adding the bytes read from disk to `count`.
 pub fn open_counted(
     path: &Path,
     gzip: bool,

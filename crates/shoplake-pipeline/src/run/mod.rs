@@ -1,5 +1,5 @@
-//! Executing a run: rebuild the planned days ([`days`]), then the dimensions
-//! ([`dimension_stage`]), then record the run ([`record`]).
+//! Executing a run: rebuild the planned days (`days.rs`), then the dimensions
+//! (`dimension_stage.rs`), then record the run (`record.rs`).
 //!
 //! Crash safety: every table write is one atomic Delta commit, and the run's memory
 //! (`meta.run_days`, which the planner reads) is written last. A run killed at any point

@@ -18,9 +18,9 @@
 //!   (a session the user had on two days counted once). Both come out in key order, ready
 //!   to write; no table ever holds every session.
 //!
-//! The files: [`day_fold`] folds and spills a day, [`spilled`] is the spilled files' columns,
-//! [`sessions`] and [`users`] merge them (with itertools' k-way merge, ties broken by day),
-//! [`staging`] writes the staged dimensions.
+//! The files: `day_fold` folds and spills a day, `spilled` is the spilled files' columns,
+//! `sessions` and `users` merge them (with itertools' k-way merge, ties broken by day),
+//! `staging` writes the staged dimensions.
 //!
 //! Memory: a day's fold per core (about 150 MB each for a month of 66 M events), products and
 //! categories (about 250 bytes a product), one batch per day file while merging, and the
