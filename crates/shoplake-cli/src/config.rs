@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+use shoplake_pipeline::clean::rules::RuleOptions;
 use shoplake_quality::checks::{Check, ChecksConfig};
 
 use crate::cli::Cli;
@@ -16,6 +17,9 @@ pub struct FileConfig {
     pub lake: Option<String>,
     /// Memory budget, e.g. "2GiB".
     pub memory_limit: Option<String>,
+    /// The cleaning rules' settings (`[rules]`).
+    #[serde(default)]
+    pub rules: RuleOptions,
     /// Quality checks (`builtin_checks`, `[[checks]]`).
     #[serde(flatten)]
     pub checks: ChecksConfig,
@@ -30,6 +34,8 @@ pub struct Settings {
     pub memory_limit: usize,
     /// Checks in force: built-ins plus declared ones.
     pub checks: Vec<Check>,
+    /// The cleaning rules' settings.
+    pub rules: RuleOptions,
 }
 
 impl Settings {
@@ -54,6 +60,7 @@ impl Settings {
             lake,
             memory_limit,
             checks,
+            rules: file.rules,
         })
     }
 }

@@ -154,7 +154,9 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
     let bars = progress::Bars::new(cli.quiet);
     match &cli.command {
         Command::Demo(args) => commands::demo::run(&lake, &settings, args, &bars, cli.quiet).await,
-        Command::Ingest(args) => commands::ingest::run(&lake, args, &bars, cli.quiet).await,
+        Command::Ingest(args) => {
+            commands::ingest::run(&lake, &settings, args, &bars, cli.quiet).await
+        }
         Command::Run(args) => commands::run::run(&lake, &settings, args, &bars).await,
         Command::Check(args) => commands::check::run(&lake, &settings, args).await,
         Command::Query(args) => commands::query::run(&lake, args).await,

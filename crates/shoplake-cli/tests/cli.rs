@@ -642,3 +642,95 @@ fn convert_reports_refuses_to_clobber_and_publishes_nothing_when_killed() {
         assert!(!staging.exists());
     }
 }
+
+fn pipeline_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shoplake-pipeline/tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn an_export_that_went_through_a_spreadsheet_is_kept_and_said_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let exact = pipeline_fixture("exact_categories.csv");
+    let mangled = pipeline_fixture("spreadsheet.csv");
+    let out = ok(
+        &lake,
+        &["ingest", exact.to_str().unwrap(), mangled.to_str().unwrap()],
+    );
+    // Said once, for the mangled file only.
+    assert_eq!(out.matches("in scientific notation").count(), 1, "{out}");
+    assert!(
+        out.contains(
+            "7 of 7 category_id values are in scientific notation (the file went through a \
+             spreadsheet, which keeps 15 significant digits); their categories will be matched \
+             by code where possible"
+        ),
+        "{out}"
+    );
+    let out = ok(&lake, &["run"]);
+    // day, raw, clean, duplicates, rejected, repaired, unknown (see the fixtures' README).
+    let total: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(total, ["total", "12", "9", "2", "1", "2", "2"], "{out}");
+    assert!(
+        out.contains("2 had a category id in scientific notation repaired"),
+        "{out}"
+    );
+
+    // The strict rule, from shoplake.toml: the same rows rejected, and the ingest says so.
+    let config = dir.path().join("strict.toml");
+    std::fs::write(&config, "[rules]\nscientific_ids = \"reject\"\n").unwrap();
+    let strict_lake = dir.path().join("strict");
+    let with_config = |args: &[&str]| {
+        let out = bin()
+            .arg("--lake")
+            .arg(&strict_lake)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = with_config(&["ingest", exact.to_str().unwrap(), mangled.to_str().unwrap()]);
+    assert!(
+        out.contains(
+            "they will be rejected as bad_category_id ([rules] scientific_ids = \"reject\")"
+        ),
+        "{out}"
+    );
+    let out = with_config(&["run"]);
+    let total: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(total, ["total", "12", "5", "0", "7"], "{out}");
+
+    // A misspelt setting is a usage error naming it.
+    std::fs::write(&config, "[rules]\nscientific_ids = \"guess\"\n").unwrap();
+    let out = bin()
+        .arg("--lake")
+        .arg(&strict_lake)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("scientific_ids") || err.contains("guess"),
+        "{err}"
+    );
+}

@@ -1,5 +1,6 @@
 //! The row accounting every run, check and conversion must satisfy: each raw row is a clean
-//! row, a duplicate removed, or a rejected row, so raw = clean + duplicates + rejected.
+//! row, a duplicate removed, or a rejected row, so raw = clean + duplicates + rejected. Of
+//! the clean rows, some may have had their category id repaired, or lost (unknown).
 
 use std::fmt;
 use std::ops::AddAssign;
@@ -17,15 +18,24 @@ pub struct Accounting {
     pub duplicates: u64,
     /// Rows quarantined with a reason.
     pub rejected: u64,
+    /// Clean rows whose category id a spreadsheet mangled and that was repaired.
+    pub repaired: u64,
+    /// Clean rows whose category id a spreadsheet mangled beyond repair.
+    pub unknown_category: u64,
 }
 
 impl Accounting {
-    /// Whether raw = clean + duplicates + rejected.
+    /// Whether raw = clean + duplicates + rejected, the repaired and unknown rows being part
+    /// of the clean ones.
     pub fn balances(&self) -> bool {
         self.clean
             .checked_add(self.duplicates)
             .and_then(|n| n.checked_add(self.rejected))
             == Some(self.raw)
+            && self
+                .repaired
+                .checked_add(self.unknown_category)
+                .is_some_and(|n| n <= self.clean)
     }
 }
 
@@ -35,6 +45,8 @@ impl AddAssign for Accounting {
         self.clean += other.clean;
         self.duplicates += other.duplicates;
         self.rejected += other.rejected;
+        self.repaired += other.repaired;
+        self.unknown_category += other.unknown_category;
     }
 }
 
@@ -49,17 +61,31 @@ impl std::iter::Sum for Accounting {
 }
 
 impl fmt::Display for Accounting {
-    /// `raw 10 = clean 7 + duplicates 1 + rejected 2` (`!=` when it does not balance).
+    /// `raw 10 = clean 7 + duplicates 1 + rejected 2` (`!=` when it does not balance), then
+    /// `(category id repaired 3, unknown 1)` when some were.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sums = self
+            .clean
+            .checked_add(self.duplicates)
+            .and_then(|n| n.checked_add(self.rejected))
+            == Some(self.raw);
         write!(
             f,
             "raw {} {} clean {} + duplicates {} + rejected {}",
             self.raw,
-            if self.balances() { "=" } else { "!=" },
+            if sums { "=" } else { "!=" },
             self.clean,
             self.duplicates,
             self.rejected
-        )
+        )?;
+        if self.repaired > 0 || self.unknown_category > 0 {
+            write!(
+                f,
+                " (category id repaired {}, unknown {})",
+                self.repaired, self.unknown_category
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -74,6 +100,7 @@ mod tests {
             clean: 7,
             duplicates: 1,
             rejected: 2,
+            ..Accounting::default()
         };
         assert!(a.balances());
         assert_eq!(
@@ -90,11 +117,22 @@ mod tests {
             raw: 0,
             clean: u64::MAX,
             duplicates: 1,
-            rejected: 0,
+            ..Accounting::default()
         };
         assert!(!overflow.balances());
         let total: Accounting = [a, a].into_iter().sum();
         assert_eq!(total.raw, 20);
         assert!(total.balances());
+        let repaired = Accounting {
+            repaired: 3,
+            unknown_category: 1,
+            ..a
+        };
+        assert!(repaired.balances());
+        assert_eq!(
+            repaired.to_string(),
+            "raw 10 = clean 7 + duplicates 1 + rejected 2 (category id repaired 3, unknown 1)"
+        );
+        assert!(!Accounting { repaired: 8, ..a }.balances());
     }
 }

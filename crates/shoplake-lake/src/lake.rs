@@ -136,10 +136,11 @@ impl Lake {
     }
 
     /// The table at its latest version, or a handle on it not created yet (see
-    /// [`Lake::uninitialized`]): what a writer needs either way.
+    /// [`Lake::uninitialized`]): what a writer needs either way. A table built before columns
+    /// were added to its declaration gets them first (see `evolve.rs`).
     pub async fn load_or_new(&self, def: &TableDef) -> Result<DeltaTable> {
         match self.load(def).await? {
-            Some(table) => Ok(table),
+            Some(table) => crate::evolve::add_missing_columns(table, def).await,
             None => self.uninitialized(def).await,
         }
     }

@@ -16,6 +16,7 @@ pub mod accounting;
 pub mod append_days;
 pub mod dictionary;
 pub mod error;
+mod evolve;
 pub mod lake;
 pub mod overwrite;
 pub mod partitions;

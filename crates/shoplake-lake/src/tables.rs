@@ -40,6 +40,16 @@ pub const REJECT_REASONS: [&str; 9] = [
     "non_positive_price",
 ];
 
+/// The category id of a row whose id was lost (a spreadsheet's scientific notation that no
+/// single known category matches): the unknown member of `model.dim_categories`.
+pub const UNKNOWN_CATEGORY_ID: i64 = -1;
+
+/// What `clean.events.data_issue` says of a row whose category id was repaired.
+pub const CATEGORY_ID_REPAIRED: &str = "category_id_repaired";
+
+/// What `clean.events.data_issue` says of a row whose category id is unknown.
+pub const CATEGORY_ID_UNKNOWN: &str = "category_id_unknown";
+
 /// The event types of the export, in funnel order.
 pub const EVENT_TYPES: [&str; 4] = ["view", "cart", "remove_from_cart", "purchase"];
 
@@ -265,7 +275,7 @@ pub fn clean_events() -> TableDef {
                 "event_id",
                 DataType::Int64,
                 false,
-                "Stable event identifier: xxh3-64 of the nine source fields as delivered, as a signed integer.",
+                "Stable event identifier: xxh3-64 of the nine source fields, as a signed integer. Numbers are hashed in their canonical form (ids as integers, price with two decimals, a repaired category id as the id), so the same event printed differently by a spreadsheet (`33.2`, `33.20`) has one id; for an export written by the store the canonical form is the text as delivered.",
                 "derived",
             ),
             col(
@@ -293,7 +303,7 @@ pub fn clean_events() -> TableDef {
                 "category_id",
                 DataType::Int64,
                 false,
-                "Category identifier.",
+                "Category identifier. An id a spreadsheet printed in scientific notation is repaired from the known categories when exactly one with the same category_code rounds to it, else it is -1, the unknown member of model.dim_categories (`data_issue` says which).",
                 "raw category_id",
             ),
             col(
@@ -332,6 +342,13 @@ pub fn clean_events() -> TableDef {
                 "raw user_session",
             ),
             event_date_col("date of event_time"),
+            col(
+                "data_issue",
+                DataType::Utf8,
+                true,
+                "What was repaired or lost of a kept row, null when nothing: `category_id_repaired` (a category id printed in scientific notation, matched to the one known category with the same code that rounds to it) or `category_id_unknown` (no single such category: category_id is -1).",
+                "derived",
+            ),
         ],
     }
 }
@@ -686,7 +703,7 @@ pub fn dim_categories() -> TableDef {
             "category_id",
             DataType::Int64,
             false,
-            "Category identifier (key).",
+            "Category identifier (key); -1 is the unknown member, the category of rows whose id a spreadsheet lost (its code is `unknown`).",
             "model.fact_user_events",
         ),
         col(
@@ -953,6 +970,13 @@ pub fn meta_ingests() -> TableDef {
                 "Wall time of the ingest.",
                 "ingest",
             ),
+            col(
+                "scientific_category_ids",
+                DataType::Int64,
+                true,
+                "Lines whose category_id is in scientific notation (the file went through a spreadsheet); null for ingests recorded before it was counted.",
+                "ingest",
+            ),
         ],
     }
 }
@@ -1055,6 +1079,20 @@ pub fn meta_run_days() -> TableDef {
                 timestamp_utc(),
                 false,
                 "When the day was committed.",
+                "run",
+            ),
+            col(
+                "repaired",
+                DataType::Int64,
+                true,
+                "Clean rows of the day whose category id was repaired (part of clean_rows); null for days recorded before it was counted.",
+                "run",
+            ),
+            col(
+                "unknown_category",
+                DataType::Int64,
+                true,
+                "Clean rows of the day whose category id is unknown (part of clean_rows); null for days recorded before it was counted.",
                 "run",
             ),
         ],

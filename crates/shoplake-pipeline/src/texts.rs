@@ -28,6 +28,13 @@ impl<'a> Texts<'a> {
         }
     }
 
+    pub(crate) fn null_count(&self) -> usize {
+        match self {
+            Texts::Utf8(a) => a.null_count(),
+            Texts::View(a) => a.null_count(),
+        }
+    }
+
     pub(crate) fn is_null(&self, i: usize) -> bool {
         match self {
             Texts::Utf8(a) => a.is_null(i),

@@ -277,6 +277,7 @@ async fn freshness_referential_schema_accounting_and_custom_sql() {
             clean: 7,
             duplicates: 1,
             rejected: 2,
+            ..Accounting::default()
         },
     };
     let bad = DayAccounting {

@@ -24,6 +24,7 @@ pub fn run(args: &ConvertArgs, settings: &Settings, quiet: bool) -> Result<(), E
     // see BENCHMARKS.md).
     options.writer_memory = settings.memory_limit / 4;
     options.key_memory = settings.memory_limit / 4;
+    options.rules = settings.rules;
     let bars = Bars::new(quiet || args.format == ReportFormat::Json);
     let report = convert(&options, &bars).map_err(|e| match e {
         ConvertError::Input(e @ IngestError::Usage(_))
@@ -75,6 +76,12 @@ fn print_report(r: &ConvertReport) {
             r.out,
             r.seconds,
             r.lines as f64 / r.seconds.max(1e-9) / 1e6
+        );
+    }
+    if r.repaired > 0 || r.unknown_category > 0 {
+        println!(
+            "of the rows written, {} had a category id in scientific notation repaired from a known category, {} could not be repaired (category_id -1, data_issue says so)",
+            r.repaired, r.unknown_category
         );
     }
     if r.rejected > 0 {

@@ -60,9 +60,13 @@ pub async fn run(
     crate::commands::generate::write(&options, &out, quiet)?;
     let ingested = crate::commands::ingest::ingest(lake, std::slice::from_ref(&out), bars).await?;
     if !quiet {
-        crate::commands::ingest::print_report(&ingested);
+        crate::commands::ingest::print_report(&ingested, settings.rules);
     }
-    let report = run_pipeline(lake, &RunOptions::default(), bars).await?;
+    let options = RunOptions {
+        rules: settings.rules,
+        ..RunOptions::default()
+    };
+    let report = run_pipeline(lake, &options, bars).await?;
     if !quiet {
         if report.days.is_empty() {
             println!("lake already up to date");

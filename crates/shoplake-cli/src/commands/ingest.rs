@@ -4,14 +4,24 @@ use shoplake_ingest::files::FileOutcome;
 use shoplake_ingest::{IngestError, IngestReport, ingest_paths};
 use shoplake_lake::Lake;
 
+use shoplake_pipeline::clean::rules::{RuleOptions, ScientificIds};
+
 use crate::cli::IngestArgs;
+use crate::config::Settings;
+use crate::output::thousands;
 use crate::progress::Bars;
 use crate::{Exit, usage};
 
-pub async fn run(lake: &Lake, args: &IngestArgs, bars: &Bars, quiet: bool) -> Result<(), Exit> {
+pub async fn run(
+    lake: &Lake,
+    settings: &Settings,
+    args: &IngestArgs,
+    bars: &Bars,
+    quiet: bool,
+) -> Result<(), Exit> {
     let report = ingest(lake, &args.paths, bars).await?;
     if !quiet {
-        print_report(&report);
+        print_report(&report, settings.rules);
         if report.rows() > 0 {
             println!("next: `shoplake run` to bring clean and model tables up to date");
         }
@@ -37,7 +47,7 @@ pub fn exit_for(e: IngestError) -> Exit {
     }
 }
 
-pub fn print_report(report: &IngestReport) {
+pub fn print_report(report: &IngestReport, rules: RuleOptions) {
     for file in &report.files {
         match file {
             FileOutcome::Ingested {
@@ -56,6 +66,21 @@ pub fn print_report(report: &IngestReport) {
                     "ingested {source}: {} rows ({} malformed), {days}, raw.events version {raw_version}, {seconds:.1}s",
                     stats.rows, stats.malformed
                 );
+                if stats.scientific_category_ids > 0 {
+                    let then = match rules.scientific_ids {
+                        ScientificIds::Repair => {
+                            "their categories will be matched by code where possible"
+                        }
+                        ScientificIds::Reject => {
+                            "they will be rejected as bad_category_id ([rules] scientific_ids = \"reject\")"
+                        }
+                    };
+                    println!(
+                        "  {} of {} category_id values are in scientific notation (the file went through a spreadsheet, which keeps 15 significant digits); {then}",
+                        thousands(stats.scientific_category_ids),
+                        thousands(stats.category_ids)
+                    );
+                }
             }
             FileOutcome::AlreadyIngested { source, batch_id } => {
                 println!(

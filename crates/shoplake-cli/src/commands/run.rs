@@ -23,6 +23,7 @@ pub async fn run(
         selection,
         dry_run: args.dry_run,
         checks: settings.checks.clone(),
+        rules: settings.rules,
     };
     let report = run_pipeline(lake, &options, bars).await?;
     print_report(&report);
@@ -87,21 +88,53 @@ pub fn print_report(report: &RunReport) {
         println!("no day published");
         return;
     }
+    // Rows whose category id a spreadsheet mangled get their own columns, when there are any.
+    let total = report.total();
+    let issues = total.repaired > 0 || total.unknown_category > 0;
+    let extra = |repaired: u64, unknown: u64| {
+        if issues {
+            format!(" {repaired:>9} {unknown:>9}")
+        } else {
+            String::new()
+        }
+    };
+    let heading = if issues {
+        format!(" {:>9} {:>9}", "repaired", "unknown")
+    } else {
+        String::new()
+    };
     println!(
-        "{:<12} {:>11} {:>11} {:>10} {:>9}  why",
+        "{:<12} {:>11} {:>11} {:>10} {:>9}{heading}  why",
         "day", "raw", "clean", "duplicates", "rejected"
     );
     for d in &report.days {
+        let r = &d.rows;
         println!(
-            "{:<12} {:>11} {:>11} {:>10} {:>9}  {}",
-            d.date, d.rows.raw, d.rows.clean, d.rows.duplicates, d.rows.rejected, d.reason
+            "{:<12} {:>11} {:>11} {:>10} {:>9}{}  {}",
+            d.date,
+            r.raw,
+            r.clean,
+            r.duplicates,
+            r.rejected,
+            extra(r.repaired, r.unknown_category),
+            d.reason
         );
     }
-    let total = report.total();
     println!(
-        "{:<12} {:>11} {:>11} {:>10} {:>9}",
-        "total", total.raw, total.clean, total.duplicates, total.rejected
+        "{:<12} {:>11} {:>11} {:>10} {:>9}{}",
+        "total",
+        total.raw,
+        total.clean,
+        total.duplicates,
+        total.rejected,
+        extra(total.repaired, total.unknown_category)
     );
+    if issues {
+        println!(
+            "of the clean rows, {} had a category id in scientific notation repaired from a known category, {} could not be repaired (category_id -1, their category code kept; see clean.events.data_issue)",
+            total.repaired, total.unknown_category
+        );
+    }
     let dims: Vec<String> = report
         .dimensions
         .iter()

@@ -397,7 +397,9 @@ async fn repair_log(
         .map_err(LakeError::from)?;
     let sql = format!(
         "SELECT COUNT(*), COUNT(_error), MIN(event_date), MAX(event_date), \
-         CAST(MIN(_ingested_at) AS BIGINT) FROM raw_events WHERE _batch_id = '{batch_id}'"
+         CAST(MIN(_ingested_at) AS BIGINT), COUNT(NULLIF(category_id, '')), \
+         SUM(CASE WHEN regexp_like(category_id, '{SCIENTIFIC}') THEN 1 ELSE 0 END) \
+         FROM raw_events WHERE _batch_id = '{batch_id}'"
     );
     let batches = ctx
         .sql(&sql)
@@ -424,6 +426,8 @@ async fn repair_log(
         malformed: int(1)? as u64,
         first_date: date(2)?,
         last_date: date(3)?,
+        category_ids: int(5)? as u64,
+        scientific_category_ids: int(6)? as u64,
     };
     let ingested_at =
         chrono::DateTime::<Utc>::from_timestamp_micros(int(4)?).unwrap_or_else(Utc::now);
@@ -509,6 +513,9 @@ struct IngestRecord<'a> {
     seconds: f64,
 }
 
+/// A number in scientific notation, as `is_scientific` reads one, in SQL.
+const SCIENTIFIC: &str = r"^\s*[+-]?[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+\s*$";
+
 async fn log_ingest(lake: &Lake, r: &IngestRecord<'_>) -> Result<(), IngestError> {
     let def = tables::meta_ingests();
     let days = |d: Option<NaiveDate>| d.map(date_to_days);
@@ -529,6 +536,9 @@ async fn log_ingest(lake: &Lake, r: &IngestRecord<'_>) -> Result<(), IngestError
                     .with_timezone("UTC"),
             ),
             Arc::new(Float64Array::from(vec![r.seconds])),
+            Arc::new(Int64Array::from(vec![
+                r.stats.scientific_category_ids as i64,
+            ])),
         ],
     )
     .map_err(LakeError::from)?;

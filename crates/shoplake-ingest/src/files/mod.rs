@@ -11,6 +11,7 @@
 mod discover;
 mod ingest;
 mod reader;
+mod scientific;
 
 pub use discover::{SourceFile, discover};
 pub use ingest::{FileOutcome, IngestError, IngestReport, ingest_paths, until_finished};
@@ -18,3 +19,4 @@ pub use reader::{
     EXPECTED_HEADER, Lineage, MAX_LINE_BYTES, RawBatchReader, ReadStats, SOURCE_COLUMNS,
     open_counted, split_fields,
 };
+pub use scientific::{Scientific, is_scientific};

@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::scientific::is_scientific;
 use chrono::NaiveDate;
 use shoplake_lake::arrow::array::{
     ArrayRef, Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondArray,
@@ -127,6 +128,11 @@ pub struct ReadStats {
     pub rows: u64,
     /// Lines flagged malformed.
     pub malformed: u64,
+    /// Lines with a category_id.
+    pub category_ids: u64,
+    /// Lines whose category_id is in scientific notation (the file went through a
+    /// spreadsheet).
+    pub scientific_category_ids: u64,
     /// Earliest and latest event_date assigned.
     pub first_date: Option<NaiveDate>,
     /// See `first_date`.
@@ -255,6 +261,13 @@ impl RawBatchReader {
             b.line.append_value(self.line_no);
             let date = match parsed {
                 Ok(fields) => {
+                    let category_id = fields[3];
+                    if !category_id.is_empty() {
+                        self.stats.category_ids += 1;
+                        if is_scientific(category_id) {
+                            self.stats.scientific_category_ids += 1;
+                        }
+                    }
                     for (builder, field) in b.fields.iter_mut().zip(fields.iter()) {
                         builder.append_value(field);
                     }

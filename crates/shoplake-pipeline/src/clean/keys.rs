@@ -2,7 +2,7 @@
 //! comparing every column of every row, when they are not found by the day's sort.
 
 use hashbrown::HashTable;
-use shoplake_lake::arrow::array::{BooleanArray, RecordBatch};
+use shoplake_lake::arrow::array::{Array, BooleanArray, RecordBatch};
 use shoplake_lake::arrow::compute::filter_record_batch;
 
 use crate::error::Result;
@@ -46,8 +46,8 @@ impl IntoIterator for KeySet {
 }
 
 /// The first copy of every row of `batches` (in order), and how many later copies were
-/// dropped; `keys[b][r]` is the row key of row `r` of batch `b` (each batch's keys are freed
-/// once they are in the set).
+/// dropped; `keys[b][r]` is the row key of row `r` of batch `b`. A row as delivered is kept before a copy with a `data_issue`
+/// (a category id repaired or lost), as the day's sort keeps it.
 pub fn first_copies(
     batches: Vec<RecordBatch>,
     keys: Vec<Vec<u128>>,
@@ -55,9 +55,23 @@ pub fn first_copies(
 ) -> Result<(Vec<RecordBatch>, u64)> {
     let mut seen = KeySet::with_capacity(capacity);
     let mut duplicates = 0u64;
+    let issues: Vec<Option<BooleanArray>> = batches.iter().map(issue_mask).collect();
+    let mut keep: Vec<Vec<bool>> = keys.iter().map(|k| vec![false; k.len()]).collect();
+    // Rows as delivered first, then those with an issue.
+    for pass_with_issue in [false, true] {
+        for (b, batch_keys) in keys.iter().enumerate() {
+            for (r, key) in batch_keys.iter().enumerate() {
+                let has_issue = issues[b].as_ref().is_some_and(|m| m.value(r));
+                if has_issue == pass_with_issue {
+                    keep[b][r] = seen.insert(*key);
+                }
+            }
+        }
+    }
+    drop(keys);
     let mut out = Vec::with_capacity(batches.len());
-    for (batch, keys) in batches.into_iter().zip(keys) {
-        let first: BooleanArray = keys.iter().map(|k| Some(seen.insert(*k))).collect();
+    for (batch, keep) in batches.into_iter().zip(keep) {
+        let first = BooleanArray::from(keep);
         let dropped = first.false_count() as u64;
         duplicates += dropped;
         out.push(if dropped == 0 {
@@ -67,4 +81,11 @@ pub fn first_copies(
         });
     }
     Ok((out, duplicates))
+}
+
+/// Which rows of a cleaned batch have a `data_issue`; `None` when none has.
+fn issue_mask(batch: &RecordBatch) -> Option<BooleanArray> {
+    let column = batch.column_by_name("data_issue")?;
+    (column.null_count() < column.len())
+        .then(|| BooleanArray::from_iter((0..column.len()).map(|i| Some(column.is_valid(i)))))
 }

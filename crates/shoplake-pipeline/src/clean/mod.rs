@@ -13,6 +13,7 @@
 //! carts), and the clustering lets a reader skip the row groups and pages of the others by
 //! their statistics; the fact keeps the same order.
 
+pub mod categories;
 pub mod keys;
 pub mod order;
 pub mod rules;
@@ -27,6 +28,8 @@ use shoplake_lake::{Accounting, tables};
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::texts::Texts;
+pub use split::CleanRules;
 
 /// The cleaned content of one day, before it is written.
 #[derive(Debug)]
@@ -46,15 +49,38 @@ pub struct CleanDay {
 
 impl CleanDay {
     /// Where the day's raw rows went.
-    pub fn accounting(&self) -> Accounting {
+    pub fn accounting(&self) -> Result<Accounting> {
         let rows = |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows() as u64).sum();
-        Accounting {
+        let (repaired, unknown_category) = data_issues(&self.clean)?;
+        Ok(Accounting {
             raw: self.raw_rows,
             clean: rows(&self.clean),
             duplicates: self.duplicates,
             rejected: rows(&self.rejects),
+            repaired,
+            unknown_category,
+        })
+    }
+}
+
+/// Rows of `clean` whose category id was repaired, and those whose category id is unknown
+/// (`data_issue`).
+pub fn data_issues(clean: &[RecordBatch]) -> Result<(u64, u64)> {
+    let (mut repaired, mut unknown) = (0, 0);
+    for batch in clean {
+        let issues = Texts::of(batch, "clean.events", "data_issue")?;
+        if issues.null_count() == batch.num_rows() {
+            continue;
+        }
+        for i in 0..batch.num_rows() {
+            match issues.get(i) {
+                tables::CATEGORY_ID_REPAIRED => repaired += 1,
+                tables::CATEGORY_ID_UNKNOWN => unknown += 1,
+                _ => {}
+            }
         }
     }
+    Ok((repaired, unknown))
 }
 
 /// Cleans the raw partition of `date`, read through `raw_ctx` (a session where `raw.events`
@@ -65,6 +91,7 @@ pub async fn clean_day(
     raw_ctx: &SessionContext,
     date: NaiveDate,
     expected_rows: u64,
+    rules: &CleanRules,
 ) -> Result<CleanDay> {
     let sql = format!(
         "SELECT * FROM raw.events WHERE event_date = DATE '{}'",
@@ -78,7 +105,7 @@ pub async fn clean_day(
     let mut rejects = Vec::new();
     while let Some(batch) = stream.try_next().await? {
         raw_rows += batch.num_rows() as u64;
-        let parts = split::split(&batch)?;
+        let parts = split::split(&batch, rules)?;
         if parts.valid.num_rows() > 0 {
             valid.push(parts.valid);
             keys.push(parts.keys);

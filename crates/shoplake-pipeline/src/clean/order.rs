@@ -7,7 +7,8 @@
 //! entries are sorted in place, and the rows are gathered into the output batches once.
 //!
 //! Copies of a row have equal fields, so equal type, time and id: sorted, they sit next to
-//! each other, the first in input order first. Where neighbours share a time and an id,
+//! each other, the first in input order first, except that a row as delivered comes before
+//! a copy whose category id had to be repaired (that one is the duplicate). Where neighbours share a time and an id,
 //! their 128-bit row keys tell copies (dropped, counted) from different rows whose 64-bit ids
 //! collide (kept). Only those neighbours' keys are looked at: finding the duplicates costs
 //! the sort nothing, where a hash set of every key cost a cache miss per row.
@@ -37,8 +38,20 @@ const OUTPUT_ROWS: usize = 64 * 1024;
 struct Entry {
     time: i64,
     id: i64,
+    /// The row's batch, its top bit set when the row has a `data_issue` (a category id
+    /// repaired or lost): among copies of an event, a row as delivered comes first and is
+    /// the one kept.
     batch: u32,
     row: u32,
+}
+
+/// The top bit of [`Entry::batch`].
+const HAS_ISSUE: u32 = 1 << 31;
+
+impl Entry {
+    fn batch(&self) -> usize {
+        (self.batch & !HAS_ISSUE) as usize
+    }
 }
 
 /// The first copy of each row of `batches` (in `clean.events` schema; `keys[b][r]` the row
@@ -117,11 +130,24 @@ pub fn sort_day(
         if times.null_count() + ids.null_count() > 0 {
             return Ok(None);
         }
+        // Rows without a data_issue column (or with none set) have none.
+        let issues = batch
+            .column_by_name("data_issue")
+            .filter(|c| c.null_count() < c.len());
+        let batch_number = u32::try_from(b).ok().filter(|n| n & HAS_ISSUE == 0);
+        let Some(batch_number) = batch_number else {
+            return Ok(None);
+        };
         for (row, &t) in of_batch.iter().enumerate() {
+            let issue = issues.is_some_and(|c| c.is_valid(row));
             by_type[t as usize].push(Entry {
                 time: times.value(row),
                 id: ids.value(row),
-                batch: b as u32,
+                batch: if issue {
+                    batch_number | HAS_ISSUE
+                } else {
+                    batch_number
+                },
                 row: row as u32,
             });
         }
@@ -137,7 +163,7 @@ pub fn sort_day(
         duplicates += drop_copies(&mut entries, keys);
         for chunk in entries.chunks(OUTPUT_ROWS) {
             indices.clear();
-            indices.extend(chunk.iter().map(|e| (e.batch as usize, e.row as usize)));
+            indices.extend(chunk.iter().map(|e| (e.batch(), e.row as usize)));
             out.push(interleave_record_batch(&inputs, &indices)?);
         }
     }
@@ -147,7 +173,7 @@ pub fn sort_day(
 /// Removes from sorted `entries` every row whose key equals that of a row before it with the
 /// same time and id (copies are neighbours, see the module's documentation); returns how many.
 fn drop_copies(entries: &mut Vec<Entry>, keys: &[Vec<u128>]) -> u64 {
-    let key = |e: &Entry| keys[e.batch as usize][e.row as usize];
+    let key = |e: &Entry| keys[e.batch()][e.row as usize];
     let mut kept = 0;
     // Where the kept entries with the current (time, id) start.
     let mut run = 0;

@@ -17,8 +17,10 @@
 use chrono::NaiveDate;
 use shoplake_lake::time::{MICROS_PER_DAY, MICROS_PER_SECOND};
 
+use serde::Deserialize;
+use shoplake_ingest::files::{Scientific, is_scientific};
 /// Allowed event types.
-pub use shoplake_lake::tables::EVENT_TYPES;
+pub use shoplake_lake::tables::{EVENT_TYPES, UNKNOWN_CATEGORY_ID};
 
 /// Value that replaces a missing brand or category_code.
 pub const UNKNOWN: &str = "unknown";
@@ -127,8 +129,11 @@ pub struct TypedEvent<'a> {
     pub event_type: &'a str,
     /// Product id.
     pub product_id: i64,
-    /// Category id.
+    /// Category id; [`UNKNOWN_CATEGORY_ID`] while `category_mangled` is not resolved.
     pub category_id: i64,
+    /// The category id as a spreadsheet printed it (scientific notation), when it was; see
+    /// [`KnownCategories::repair`].
+    pub category_mangled: Option<Scientific>,
     /// Category code or [`UNKNOWN`].
     pub category_code: &'a str,
     /// Brand or [`UNKNOWN`].
@@ -141,16 +146,37 @@ pub struct TypedEvent<'a> {
     pub user_session: &'a str,
 }
 
-/// Applies the rules to one well-formed row.
-pub fn check<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
-    validate(f).map(|e| TypedEvent {
-        event_id: event_id(f),
+/// What a spreadsheet's scientific notation in a category id leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScientificIds {
+    /// Keep the row; repair the id from the known categories, or mark it unknown.
+    #[default]
+    Repair,
+    /// Reject the row as `bad_category_id`.
+    Reject,
+}
+
+/// The rules' settings (`[rules]` in `shoplake.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleOptions {
+    /// Category ids in scientific notation (default: repair).
+    #[serde(default)]
+    pub scientific_ids: ScientificIds,
+}
+
+/// Applies the rules to one well-formed row, with its event id (a mangled category id is
+/// hashed as printed; see [`identity`]).
+pub fn check<'a>(f: &RawFields<'a>, options: &RuleOptions) -> Result<TypedEvent<'a>, Rejection> {
+    validate(f, options).map(|e| TypedEvent {
+        event_id: identity(f, &e).0,
         ..e
     })
 }
 
 /// [`check`] without the event id (left 0), for callers that do not store it.
-pub fn validate<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
+pub fn validate<'a>(f: &RawFields<'a>, options: &RuleOptions) -> Result<TypedEvent<'a>, Rejection> {
     let reject = |reason, detail: String| Err(Rejection { reason, detail });
     let Some((event_time_micros, event_date)) = parse_event_time(f.event_time) else {
         return reject(
@@ -172,22 +198,51 @@ pub fn validate<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
         );
     };
     let int = |text: &str| text.parse::<i64>().ok();
+    // An id a spreadsheet printed in scientific notation: said so in the detail.
+    let not_an_integer = |name: &str, text: &str| {
+        if is_scientific(text) {
+            format!(
+                "{name} '{text}' is in scientific notation (the file went through a spreadsheet); \
+                 the id cannot be recovered"
+            )
+        } else {
+            format!("{name} '{text}' is not an integer")
+        }
+    };
     let Some(product_id) = int(f.product_id) else {
         return reject(
             RejectReason::BadProductId,
-            format!("product_id '{}' is not an integer", f.product_id),
+            not_an_integer("product_id", f.product_id),
         );
     };
-    let Some(category_id) = int(f.category_id) else {
-        return reject(
-            RejectReason::BadCategoryId,
-            format!("category_id '{}' is not an integer", f.category_id),
-        );
+    let (category_id, category_mangled) = match int(f.category_id) {
+        Some(id) => (id, None),
+        None => match Scientific::parse(f.category_id) {
+            Some(printed) if options.scientific_ids == ScientificIds::Repair => {
+                (UNKNOWN_CATEGORY_ID, Some(printed))
+            }
+            Some(_) => {
+                return reject(
+                    RejectReason::BadCategoryId,
+                    format!(
+                        "category_id '{}' is in scientific notation (the file went through a \
+                         spreadsheet) and [rules] scientific_ids is \"reject\"",
+                        f.category_id
+                    ),
+                );
+            }
+            None => {
+                return reject(
+                    RejectReason::BadCategoryId,
+                    not_an_integer("category_id", f.category_id),
+                );
+            }
+        },
     };
     let Some(user_id) = int(f.user_id) else {
         return reject(
             RejectReason::BadUserId,
-            format!("user_id '{}' is not an integer", f.user_id),
+            not_an_integer("user_id", f.user_id),
         );
     };
     let Some(price_cents) = parse_cents(f.price) else {
@@ -220,6 +275,7 @@ pub fn validate<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
         event_type,
         product_id,
         category_id,
+        category_mangled,
         category_code: or_unknown(f.category_code),
         brand: or_unknown(f.brand),
         price_cents,
@@ -228,46 +284,82 @@ pub fn validate<'a>(f: &RawFields<'a>) -> Result<TypedEvent<'a>, Rejection> {
     })
 }
 
-/// The stable event id: xxh3-64 of the nine fields joined by the unit separator (0x1f).
-pub fn event_id(f: &RawFields<'_>) -> i64 {
-    hash_fields(f).digest() as i64
-}
-
-/// The identity of a row for duplicate removal outside the lake: xxh3-128 of the same text
-/// as [`event_id`]. Two rows share it only when their nine fields are equal (a collision
-/// among 2^64 distinct rows has a probability of about 10^-20).
-pub fn row_key(f: &RawFields<'_>) -> u128 {
-    hash_fields(f).digest128()
-}
-
-/// [`event_id`] and [`row_key`] together, from one pass over the fields.
-pub fn identity(f: &RawFields<'_>) -> (i64, u128) {
-    let h = hash_fields(f);
-    (h.digest() as i64, h.digest128())
-}
-
-fn hash_fields(f: &RawFields<'_>) -> xxhash_rust::xxh3::Xxh3 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for (i, part) in [
+/// The identity of a valid row: its stable event id (xxh3-64) and its 128-bit key for
+/// duplicate removal (xxh3-128), from one pass over the nine fields joined by the unit
+/// separator (0x1f).
+///
+/// Duplicates are decided on the typed values, not on how a number was printed: ids are
+/// hashed as the integers they are, the price with exactly two decimals, a repaired category
+/// id as the id it was repaired to (an unrepaired one as printed). So `33.2` and `33.20`
+/// are one event, and an event delivered once exactly and once through a spreadsheet is one
+/// event when its category id could be repaired. For an export written by the store every
+/// field is already in that form, and is hashed as delivered. Two rows share a key only when
+/// those nine values are equal (a collision among 2^64 distinct rows has a probability of
+/// about 10^-20).
+pub fn identity(f: &RawFields<'_>, e: &TypedEvent<'_>) -> (i64, u128) {
+    let (mut product, mut category, mut user) = (
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+    );
+    let mut price = String::new();
+    let category_id = match e.category_mangled {
+        Some(_) if e.category_id == UNKNOWN_CATEGORY_ID => f.category_id,
+        Some(_) => category.format(e.category_id),
+        None => canonical_int(f.category_id, e.category_id, &mut category),
+    };
+    let parts = [
         f.event_time,
         f.event_type,
-        f.product_id,
-        f.category_id,
+        canonical_int(f.product_id, e.product_id, &mut product),
+        category_id,
         f.category_code,
         f.brand,
-        f.price,
-        f.user_id,
+        canonical_price(f.price, e.price_cents, &mut price),
+        canonical_int(f.user_id, e.user_id, &mut user),
         f.user_session,
-    ]
-    .iter()
-    .enumerate()
-    {
+    ];
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             h.update(&[0x1f]);
         }
         h.update(part.as_bytes());
     }
-    h
+    (h.digest() as i64, h.digest128())
+}
+
+/// `text` when it is how `value` is written as a plain integer, else that writing.
+fn canonical_int<'a>(text: &'a str, value: i64, buffer: &'a mut itoa::Buffer) -> &'a str {
+    let digits = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    let plain = !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || (digits.len() == 1 && !text.starts_with('-')));
+    if plain { text } else { buffer.format(value) }
+}
+
+/// `text` when it is how `cents` is written with two decimals, else that writing.
+fn canonical_price<'a>(text: &'a str, cents: i128, buffer: &'a mut String) -> &'a str {
+    let b = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    let n = b.len();
+    let plain = n >= 4
+        && b[n - 3] == b'.'
+        && b[..n - 3].iter().all(u8::is_ascii_digit)
+        && b[n - 2..].iter().all(u8::is_ascii_digit)
+        && (b[0] != b'0' || n == 4)
+        && !(text.starts_with('-') && cents == 0);
+    if plain {
+        return text;
+    }
+    use std::fmt::Write as _;
+    let sign = if cents < 0 { "-" } else { "" };
+    let _ = write!(
+        buffer,
+        "{sign}{}.{:02}",
+        cents.abs() / 100,
+        cents.abs() % 100
+    );
+    buffer
 }
 
 /// Parses `YYYY-MM-DD HH:MM:SS UTC` into (microseconds since epoch, days since epoch).
@@ -392,7 +484,7 @@ mod tests {
     #[test]
     fn first_failing_rule_names_the_reason() {
         let t = "2020-04-01 00:00:03 UTC";
-        let reason = |f: RawFields<'_>| check(&f).err().map(|r| r.reason);
+        let reason = |f: RawFields<'_>| check(&f, &RuleOptions::default()).err().map(|r| r.reason);
         assert_eq!(
             reason(fields("bad", "view", "1.00", "s")),
             Some(RejectReason::BadTimestamp)
@@ -420,11 +512,21 @@ mod tests {
         let mut f = fields(t, "view", "1.00", "s");
         f.user_id = "12a";
         assert_eq!(reason(f), Some(RejectReason::BadUserId));
-        let ok = check(&fields(t, "purchase", "1050.54", "s")).unwrap();
+        let ok = check(
+            &fields(t, "purchase", "1050.54", "s"),
+            &RuleOptions::default(),
+        )
+        .unwrap();
         assert_eq!(ok.category_code, UNKNOWN);
         assert_eq!(ok.brand, "apple");
         assert_eq!(ok.price_cents, 105_054);
         assert_eq!(ok.event_type, "purchase");
+    }
+
+    /// The identity of a row, as the rules type it.
+    fn id_of(f: &RawFields<'_>) -> (i64, u128) {
+        let e = validate(f, &RuleOptions::default()).unwrap();
+        identity(f, &e)
     }
 
     #[test]
@@ -432,15 +534,15 @@ mod tests {
         let a = fields("2020-04-01 00:00:03 UTC", "view", "1.00", "s");
         let mut b = a;
         b.brand = "";
-        assert_ne!(event_id(&a), event_id(&b));
+        assert_ne!(id_of(&a), id_of(&b));
         assert_eq!(
-            event_id(&a),
-            event_id(&fields("2020-04-01 00:00:03 UTC", "view", "1.00", "s"))
+            id_of(&a),
+            id_of(&fields("2020-04-01 00:00:03 UTC", "view", "1.00", "s"))
         );
     }
 
     #[test]
-    fn identity_is_the_one_shot_hashes_of_the_joined_fields() {
+    fn the_identity_of_an_export_as_written_is_the_hash_of_its_joined_fields() {
         let f = fields("2020-04-01 00:00:03 UTC", "cart", "12.50", "abc");
         let joined = [
             f.event_time,
@@ -458,7 +560,65 @@ mod tests {
             xxhash_rust::xxh3::xxh3_64(joined.as_bytes()) as i64,
             xxhash_rust::xxh3::xxh3_128(joined.as_bytes()),
         );
-        assert_eq!(identity(&f), expected);
-        assert_eq!((event_id(&f), row_key(&f)), expected);
+        assert_eq!(id_of(&f), expected);
+        let checked = check(&f, &RuleOptions::default()).unwrap();
+        assert_eq!(checked.event_id, expected.0);
+    }
+
+    #[test]
+    fn numbers_printed_differently_are_the_same_event() {
+        let exact = fields("2020-04-01 00:00:03 UTC", "cart", "33.20", "abc");
+        for (price, product, user) in [
+            ("33.2", "1005115", "518197534"),
+            ("33.20", "+1005115", "0518197534"),
+            ("033.200", "1005115", "518197534"),
+        ] {
+            let mut other = exact;
+            other.price = price;
+            other.product_id = product;
+            other.user_id = user;
+            // Spreadsheets drop trailing zeros; a three-decimal price is not a price.
+            if price == "033.200" {
+                assert!(validate(&other, &RuleOptions::default()).is_err());
+                continue;
+            }
+            assert_eq!(id_of(&other), id_of(&exact), "{price} {product} {user}");
+        }
+        let mut different = exact;
+        different.price = "33.21";
+        assert_ne!(id_of(&different), id_of(&exact));
+    }
+
+    #[test]
+    fn scientific_ids_are_kept_for_repair_or_rejected_as_asked() {
+        let t = "2020-04-01 00:00:03 UTC";
+        let mut f = fields(t, "view", "1.00", "s");
+        f.category_id = "2.05301E+18";
+        let kept = validate(&f, &RuleOptions::default()).unwrap();
+        assert_eq!(kept.category_id, UNKNOWN_CATEGORY_ID);
+        assert_eq!(kept.category_mangled, Scientific::parse("2.05301E+18"));
+        let strict = RuleOptions {
+            scientific_ids: ScientificIds::Reject,
+        };
+        let rejected = validate(&f, &strict).unwrap_err();
+        assert_eq!(rejected.reason, RejectReason::BadCategoryId);
+        assert!(
+            rejected.detail.contains("scientific notation"),
+            "{}",
+            rejected.detail
+        );
+        // Product and user ids have 7-9 digits and survive a spreadsheet: one in scientific
+        // notation is rejected, saying why.
+        let mut g = fields(t, "view", "1.00", "s");
+        g.product_id = "1.00512E+06";
+        let r = validate(&g, &RuleOptions::default()).unwrap_err();
+        assert_eq!(r.reason, RejectReason::BadProductId);
+        assert!(r.detail.contains("scientific notation"), "{}", r.detail);
+        let mut h = fields(t, "view", "1.00", "s");
+        h.user_id = "5.18198E+08";
+        assert_eq!(
+            validate(&h, &RuleOptions::default()).unwrap_err().reason,
+            RejectReason::BadUserId
+        );
     }
 }

@@ -17,7 +17,18 @@ use crate::texts::Texts;
 
 /// The table a split reads, as its errors name it.
 const RAW: &str = "raw.events";
-use super::rules::{RawFields, RejectReason, identity, malformed_detail, validate};
+use super::categories::KnownCategories;
+use super::rules::{RawFields, RejectReason, RuleOptions, identity, malformed_detail, validate};
+
+/// What the rules of a run are: their settings, and the categories that repair ids a
+/// spreadsheet mangled (none when no raw row of the run can hold one).
+#[derive(Debug, Clone, Default)]
+pub struct CleanRules {
+    /// The rules' settings.
+    pub options: RuleOptions,
+    /// Known categories, to repair category ids in scientific notation.
+    pub known: Option<Arc<KnownCategories>>,
+}
 
 /// The valid and rejected rows of one raw batch.
 #[derive(Debug)]
@@ -38,11 +49,12 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowE
 
 /// Splits a batch of `raw.events` rows.
 ///
-/// Rows are equal when their nine source fields are equal as delivered, which is also what
-/// makes their event ids equal; the 128-bit key makes a false match (about 10^-20 among
-/// 2^64 rows) the only way two different rows could be taken for copies (the day's sort also
-/// asks for equal type, time and id; the fallback's key set does not).
-pub fn split(raw: &RecordBatch) -> Result<Split> {
+/// Rows are equal when their nine source fields have equal typed values (see
+/// [`super::rules::identity`]), which is also what makes their event ids equal; the 128-bit
+/// key makes a false match (about 10^-20 among 2^64 rows) the only way two different rows
+/// could be taken for copies (the day's sort also asks for equal type, time and id; the
+/// fallback's key set does not).
+pub fn split(raw: &RecordBatch, rules: &CleanRules) -> Result<Split> {
     let fields: Vec<Texts> = tables::SOURCE_COLUMNS
         .iter()
         .map(|n| Texts::of(raw, RAW, n))
@@ -62,6 +74,7 @@ pub fn split(raw: &RecordBatch) -> Result<Split> {
     let mut user_id = Int64Builder::with_capacity(rows);
     let mut session = StringBuilder::with_capacity(rows, rows * 36);
     let mut event_date = Date32Builder::with_capacity(rows);
+    let mut data_issue = StringBuilder::new();
 
     let mut keys = Vec::with_capacity(rows);
     let mut reject_rows: Vec<u32> = Vec::new();
@@ -87,9 +100,24 @@ pub fn split(raw: &RecordBatch) -> Result<Split> {
             user_id: get(7),
             user_session: get(8),
         };
-        match validate(&f) {
-            Ok(e) => {
-                let (id, key) = identity(&f);
+        match validate(&f, &rules.options) {
+            Ok(mut e) => {
+                match e.category_mangled {
+                    None => data_issue.append_null(),
+                    Some(printed) => {
+                        let fixed = rules
+                            .known
+                            .as_ref()
+                            .and_then(|k| k.repair(e.category_code, &printed));
+                        if let Some(id) = fixed {
+                            e.category_id = id;
+                            data_issue.append_value(tables::CATEGORY_ID_REPAIRED);
+                        } else {
+                            data_issue.append_value(tables::CATEGORY_ID_UNKNOWN);
+                        }
+                    }
+                }
+                let (id, key) = identity(&f, &e);
                 keys.push(key);
                 event_id.append_value(id);
                 event_time.append_value(e.event_time_micros);
@@ -123,6 +151,7 @@ pub fn split(raw: &RecordBatch) -> Result<Split> {
         Arc::new(user_id.finish()),
         Arc::new(session.finish()),
         Arc::new(event_date.finish()),
+        Arc::new(data_issue.finish()),
     ];
     let valid = RecordBatch::try_new(clean_def.arrow_schema(), valid_columns)?;
 

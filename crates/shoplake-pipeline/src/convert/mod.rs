@@ -10,7 +10,11 @@
 //! It streams. One thread inflates the input into chunks of whole lines; parse workers apply
 //! the rules and append rows to their own per-day Parquet writers, whose row groups in
 //! progress are kept within a memory budget. The row keys used to drop duplicates are kept
-//! per day within their own budget, cold days moving to disk (see `seen`).
+//! per day within their own budget, cold days moving to disk (see `seen`). Lines whose
+//! category id a spreadsheet printed in scientific notation are held back (their text, in
+//! memory: a spreadsheet holds at most about a million rows) until every exact row has been
+//! seen, then cleaned against those rows' categories, as a run repairs them
+//! ([`crate::clean::categories`]).
 //!
 //! Output is published whole or not at all: everything is written into a hidden staging
 //! directory next to the output and renamed into place at the end, so a killed conversion
@@ -32,8 +36,8 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use shoplake_ingest::IngestError;
 use shoplake_ingest::files::{SourceFile, discover};
-use shoplake_lake::Progress;
 use shoplake_lake::time::days_to_date;
+use shoplake_lake::{Accounting, Progress};
 
 pub use output::output_schema;
 pub use rejects::REJECTS_FILE;
@@ -41,7 +45,10 @@ pub use rejects::REJECTS_FILE;
 use chunks::read_chunks;
 use rejects::RejectSink;
 use seen::SeenRows;
-use worker::{Worker, WorkerTotals};
+use worker::{Deferred, Worker, WorkerTotals};
+
+use crate::clean::categories::KnownCategories;
+use crate::clean::rules::RuleOptions;
 
 /// The name of the run report written inside the output directory.
 pub const REPORT_FILE: &str = "_report.json";
@@ -110,6 +117,8 @@ pub struct ConvertOptions {
     pub key_memory: usize,
     /// Inflated bytes per chunk handed to a worker.
     pub chunk_bytes: usize,
+    /// The cleaning rules' settings (`[rules]`), as for a run.
+    pub rules: RuleOptions,
 }
 
 impl ConvertOptions {
@@ -125,6 +134,7 @@ impl ConvertOptions {
             writer_memory: 512 << 20,
             key_memory: 1 << 30,
             chunk_bytes: 4 << 20,
+            rules: RuleOptions::default(),
         }
     }
 }
@@ -157,6 +167,10 @@ pub struct ConvertReport {
     pub duplicates: u64,
     /// Lines refused, in `_rejects.csv`.
     pub rejected: u64,
+    /// Rows written whose category id (in scientific notation) was repaired.
+    pub repaired: u64,
+    /// Rows written whose category id (in scientific notation) is unknown (-1).
+    pub unknown_category: u64,
     /// Rejected lines per reason code.
     pub rejected_by_reason: BTreeMap<String, u64>,
     /// Per day, in date order.
@@ -171,6 +185,20 @@ pub struct ConvertReport {
     pub key_files_reloaded: u64,
     /// Wall time.
     pub seconds: f64,
+}
+
+impl ConvertReport {
+    /// Where the lines went: lines = rows + duplicates + rejected.
+    pub fn accounting(&self) -> Accounting {
+        Accounting {
+            raw: self.lines,
+            clean: self.rows,
+            duplicates: self.duplicates,
+            rejected: self.rejected,
+            repaired: self.repaired,
+            unknown_category: self.unknown_category,
+        }
+    }
 }
 
 /// Converts the inputs; see the module documentation.
@@ -273,6 +301,8 @@ fn convert_into(
                     seen.clone(),
                     rejects.clone(),
                     budget,
+                    opts.rules,
+                    None,
                 );
                 let (receive, failed) = (&receive, &failed);
                 scope.spawn(move || -> Result<WorkerTotals, ConvertError> {
@@ -316,6 +346,31 @@ fn convert_into(
         totals.push(r?);
     }
     read_result?;
+    // Lines whose category id a spreadsheet printed in scientific notation waited for every
+    // exact row to be seen; they are cleaned now, against all the categories the input has.
+    let deferred: Vec<Deferred> = totals
+        .iter_mut()
+        .flat_map(|t| std::mem::take(&mut t.deferred))
+        .collect();
+    if !deferred.is_empty() {
+        let mut known = KnownCategories::default();
+        for t in &mut totals {
+            std::mem::take(&mut t.known).into_known(&mut known);
+        }
+        let mut late = Worker::new(
+            opts.workers,
+            staging.to_path_buf(),
+            props.clone(),
+            seen.clone(),
+            rejects.clone(),
+            budget,
+            opts.rules,
+            Some(Arc::new(known)),
+        );
+        late.process_deferred(&deferred)?;
+        drop(deferred);
+        totals.push(late.finish()?);
+    }
     let rejected_rows = Arc::into_inner(rejects)
         .expect("workers are done")
         .into_inner()
@@ -400,10 +455,13 @@ fn merge(
     input_bytes: u64,
 ) -> Result<ConvertReport, ConvertError> {
     let mut lines = 0;
+    let (mut repaired, mut unknown_category) = (0, 0);
     let mut rejected_by_reason: BTreeMap<String, u64> = BTreeMap::new();
     let mut days: BTreeMap<i32, DayCounts> = BTreeMap::new();
     for t in totals {
         lines += t.lines;
+        repaired += t.repaired;
+        unknown_category += t.unknown_category;
         for (reason, n) in t.rejected {
             *rejected_by_reason.entry(reason.to_string()).or_default() += n;
         }
@@ -430,10 +488,17 @@ fn merge(
     let rows: u64 = days.values().map(|d| d.rows).sum();
     let duplicates: u64 = days.values().map(|d| d.duplicates).sum();
     let rejected: u64 = rejected_by_reason.values().sum();
-    if rejected != rejected_rows || rows + duplicates + rejected != lines {
+    let accounting = Accounting {
+        raw: lines,
+        clean: rows,
+        duplicates,
+        rejected,
+        repaired,
+        unknown_category,
+    };
+    if rejected != rejected_rows || !accounting.balances() {
         return Err(ConvertError::Accounting(format!(
-            "{lines} lines read but {rows} written + {duplicates} duplicates + {rejected} rejected \
-             ({rejected_rows} in {REJECTS_FILE})"
+            "the lines do not add up: {accounting} ({rejected_rows} in {REJECTS_FILE})"
         )));
     }
     Ok(ConvertReport {
@@ -446,6 +511,8 @@ fn merge(
         rows,
         duplicates,
         rejected,
+        repaired,
+        unknown_category,
         rejected_by_reason,
         days: days.into_values().collect(),
         parquet_bytes: directory_bytes(staging, "parquet"),

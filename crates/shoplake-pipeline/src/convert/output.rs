@@ -40,6 +40,8 @@ pub fn output_schema() -> SchemaRef {
         Field::new("user_session", DataType::Utf8, false),
         Field::new("hour_of_day", DataType::Int32, false),
         Field::new("day_of_week", DataType::Int32, false),
+        // As in clean.events: what was repaired or lost of the row, null when nothing.
+        Field::new("data_issue", DataType::Utf8, true),
     ]))
 }
 
@@ -89,9 +91,10 @@ impl DayOutput {
     pub(crate) fn push(
         &mut self,
         e: &TypedEvent<'_>,
+        issue: Option<&str>,
         props: &WriterProperties,
     ) -> Result<(), ConvertError> {
-        self.rows.push(e, self.day);
+        self.rows.push(e, issue, self.day);
         if self.rows.len == BATCH_ROWS {
             self.encode(props)?;
         }
@@ -179,6 +182,7 @@ struct Rows {
     user_session: StringBuilder,
     hour_of_day: Int32Builder,
     day_of_week: Int32Builder,
+    data_issue: StringBuilder,
 }
 
 impl Rows {
@@ -198,10 +202,12 @@ impl Rows {
             user_session: StringBuilder::with_capacity(n, n * 36),
             hour_of_day: Int32Builder::with_capacity(n),
             day_of_week: Int32Builder::with_capacity(n),
+            data_issue: StringBuilder::new(),
         }
     }
 
-    fn push(&mut self, e: &TypedEvent<'_>, day: i32) {
+    fn push(&mut self, e: &TypedEvent<'_>, issue: Option<&str>, day: i32) {
+        self.data_issue.append_option(issue);
         let micros_of_day = e.event_time_micros - i64::from(day) * MICROS_PER_DAY;
         self.event_time.append_value(e.event_time_micros);
         self.event_type.append_value(e.event_type);
@@ -231,6 +237,7 @@ impl Rows {
             Arc::new(self.user_session.finish()),
             Arc::new(self.hour_of_day.finish()),
             Arc::new(self.day_of_week.finish()),
+            Arc::new(self.data_issue.finish()),
         ];
         self.len = 0;
         RecordBatch::try_new(output_schema(), columns).map_err(ConvertError::Arrow)

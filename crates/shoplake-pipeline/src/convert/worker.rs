@@ -12,7 +12,11 @@ use super::chunks::Chunk;
 use super::output::{DayOutput, FinishedDay};
 use super::rejects::{Reject, RejectSink};
 use super::seen::{DayHandle, SeenRows};
-use crate::clean::rules::{RawFields, RejectReason, malformed_detail, row_key, validate};
+use crate::clean::categories::KnownCategories;
+use crate::clean::rules::{
+    RawFields, RejectReason, RuleOptions, identity, malformed_detail, validate,
+};
+use shoplake_lake::tables::{CATEGORY_ID_REPAIRED, CATEGORY_ID_UNKNOWN};
 
 /// Rejects gathered before they are handed to the shared rejects file.
 const REJECT_BUFFER: usize = 4096;
@@ -23,6 +27,45 @@ pub(crate) struct WorkerTotals {
     pub lines: u64,
     pub rejected: BTreeMap<&'static str, u64>,
     pub days: Vec<FinishedDay>,
+    /// Rows written whose category id was repaired, or is unknown.
+    pub repaired: u64,
+    pub unknown_category: u64,
+    /// The (category id, code) pairs of the exact rows.
+    pub known: SeenCategories,
+    /// Lines whose category id is in scientific notation, kept for the end of the conversion
+    /// (when every exact row has been seen, so every category is known).
+    pub deferred: Vec<Deferred>,
+}
+
+/// A line held back until the categories are known.
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    pub file: usize,
+    pub line: u64,
+    pub text: Vec<u8>,
+}
+
+/// The categories of the exact rows a worker saw: a look-up by id (an integer, cheap) per row,
+/// the code compared only for an id already seen.
+#[derive(Debug, Default)]
+pub(crate) struct SeenCategories(hashbrown::HashMap<i64, Vec<Box<str>>>);
+
+impl SeenCategories {
+    fn note(&mut self, id: i64, code: &str) {
+        let codes = self.0.entry(id).or_default();
+        if !codes.iter().any(|c| &**c == code) {
+            codes.push(code.into());
+        }
+    }
+
+    /// Adds every pair to `known`.
+    pub(crate) fn into_known(self, known: &mut KnownCategories) {
+        for (id, codes) in self.0 {
+            for code in codes {
+                known.insert(&code, id);
+            }
+        }
+    }
 }
 
 pub(crate) struct Worker {
@@ -45,6 +88,10 @@ pub(crate) struct Worker {
     pending_rejects: Vec<Reject>,
     totals: WorkerTotals,
     scratch: csv::StringRecord,
+    rules: RuleOptions,
+    /// The categories that repair mangled ids; until they are known (`None`), lines with
+    /// one are deferred.
+    repair: Option<Arc<KnownCategories>>,
 }
 
 impl Worker {
@@ -55,6 +102,8 @@ impl Worker {
         seen: Arc<SeenRows>,
         rejects: Arc<Mutex<RejectSink>>,
         budget: usize,
+        rules: RuleOptions,
+        repair: Option<Arc<KnownCategories>>,
     ) -> Self {
         Worker {
             id,
@@ -71,6 +120,8 @@ impl Worker {
             pending_rejects: Vec::new(),
             totals: WorkerTotals::default(),
             scratch: csv::StringRecord::new(),
+            rules,
+            repair,
         }
     }
 
@@ -79,7 +130,7 @@ impl Worker {
         if chunk.too_long {
             self.totals.lines += 1;
             self.reject(
-                chunk,
+                chunk.file,
                 chunk.first_line,
                 &chunk.data,
                 RejectReason::MalformedRow,
@@ -97,7 +148,7 @@ impl Worker {
             if let [rest @ .., b'\r'] = line {
                 line = rest;
             }
-            self.line(chunk, line_no, line)?;
+            self.line(chunk.file, line_no, line)?;
         }
         self.flush_rejects_if_full()?;
         for slot in self.touched.drain(..) {
@@ -110,10 +161,21 @@ impl Worker {
         self.bound_memory()
     }
 
-    fn line(&mut self, chunk: &Chunk, line_no: u64, line: &[u8]) -> Result<(), ConvertError> {
+    /// Lines held back earlier, now that the categories are known (see `repair`).
+    pub(crate) fn process_deferred(&mut self, lines: &[Deferred]) -> Result<(), ConvertError> {
+        for d in lines {
+            self.line(d.file, d.line, &d.text)?;
+            self.flush_rejects_if_full()?;
+            self.seen.bound_memory()?;
+            self.bound_memory()?;
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, file: usize, line_no: u64, line: &[u8]) -> Result<(), ConvertError> {
         if line.len() > MAX_LINE_BYTES {
             self.reject(
-                chunk,
+                file,
                 line_no,
                 &line[..MAX_LINE_BYTES],
                 RejectReason::MalformedRow,
@@ -125,7 +187,7 @@ impl Worker {
             Ok(f) => f,
             Err(why) => {
                 let detail = malformed_detail(why);
-                self.reject(chunk, line_no, line, RejectReason::MalformedRow, detail);
+                self.reject(file, line_no, line, RejectReason::MalformedRow, detail);
                 return Ok(());
             }
         };
@@ -140,13 +202,36 @@ impl Worker {
             user_id: fields[7],
             user_session: fields[8],
         };
-        let event = match validate(&f) {
+        let mut event = match validate(&f, &self.rules) {
             Ok(e) => e,
             Err(r) => {
                 let (reason, detail) = (r.reason, r.detail);
-                self.reject(chunk, line_no, line, reason, detail);
+                self.reject(file, line_no, line, reason, detail);
                 return Ok(());
             }
+        };
+        let issue = match (event.category_mangled, &self.repair) {
+            (None, _) => {
+                self.totals
+                    .known
+                    .note(event.category_id, event.category_code);
+                None
+            }
+            (Some(_), None) => {
+                self.totals.deferred.push(Deferred {
+                    file,
+                    line: line_no,
+                    text: line.to_vec(),
+                });
+                return Ok(());
+            }
+            (Some(printed), Some(known)) => match known.repair(event.category_code, &printed) {
+                Some(id) => {
+                    event.category_id = id;
+                    Some(CATEGORY_ID_REPAIRED)
+                }
+                None => Some(CATEGORY_ID_UNKNOWN),
+            },
         };
         let slot = match self.last_day {
             Some((d, slot)) if d == event.event_date => slot,
@@ -166,10 +251,15 @@ impl Worker {
                 slot
             }
         };
-        let first_time = self.seen.insert(&self.keys[slot], row_key(&f))?;
+        let first_time = self.seen.insert(&self.keys[slot], identity(&f, &event).1)?;
         let day = &mut self.days[slot];
         if first_time {
-            day.push(&event, &self.props)
+            match issue {
+                Some(CATEGORY_ID_REPAIRED) => self.totals.repaired += 1,
+                Some(_) => self.totals.unknown_category += 1,
+                None => {}
+            }
+            day.push(&event, issue, &self.props)
         } else {
             day.duplicates += 1;
             Ok(())
@@ -178,7 +268,7 @@ impl Worker {
 
     fn reject(
         &mut self,
-        chunk: &Chunk,
+        file: usize,
         line: u64,
         text: &[u8],
         reason: RejectReason,
@@ -186,7 +276,7 @@ impl Worker {
     ) {
         *self.totals.rejected.entry(reason.code()).or_default() += 1;
         self.pending_rejects.push(Reject {
-            file: chunk.file,
+            file,
             line,
             reason: reason.code(),
             detail,

@@ -231,6 +231,7 @@ FROM day_clean"#;
                 Arc::new(Date32Array::from(
                     times.iter().map(|t| day_of_micros(*t)).collect::<Vec<_>>(),
                 )),
+                Arc::new(StringArray::new_null(n)),
             ],
         )
         .unwrap();

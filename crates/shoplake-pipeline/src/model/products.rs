@@ -16,10 +16,11 @@ use shoplake_lake::datafusion::common::{HashMap, HashSet};
 
 use shoplake_lake::arrow::array::{ArrayRef, RecordBatch};
 use shoplake_lake::arrow::datatypes::{Decimal128Type, Int64Type, TimestampMicrosecondType};
-use shoplake_lake::tables;
+use shoplake_lake::tables::{self, UNKNOWN_CATEGORY_ID};
 
 use super::columns::{Counts, FACT, counts, int, price, primitive, text, time};
 use super::fact_user_events::category_levels;
+use crate::clean::rules::UNKNOWN;
 use crate::error::Result;
 use crate::texts::Texts;
 
@@ -124,7 +125,13 @@ impl ProductFold {
                 });
             if at > c.latest {
                 c.latest = at;
-                assign(&mut c.code, code);
+                // The unknown member keeps its name, whatever its rows' codes.
+                let named = if category_id == UNKNOWN_CATEGORY_ID {
+                    UNKNOWN
+                } else {
+                    code
+                };
+                assign(&mut c.code, named);
             }
             c.counts.add(kind, price)?;
             self.pairs.insert((category_id, product_id));
@@ -191,6 +198,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::model::fact_user_events;
     use futures::TryStreamExt;
+    use shoplake_lake::arrow::array::AsArray;
     use shoplake_lake::arrow::array::{
         Date32Array, Decimal128Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
@@ -233,7 +241,12 @@ pub(crate) mod tests {
                 kind.push(kinds[next(4) as usize]);
                 product.push(next(30) as i64);
                 let c = next(6) as usize;
-                category.push(1000 + c as i64 + next(2) as i64 * 10);
+                // Some rows in the unknown member, with the codes of their real categories.
+                category.push(if next(17) == 0 {
+                    UNKNOWN_CATEGORY_ID
+                } else {
+                    1000 + c as i64 + next(2) as i64 * 10
+                });
                 code.push(codes[c]);
                 brand.push(brands[next(4) as usize]);
                 price.push(1 + next(300_000) as i128);
@@ -260,6 +273,7 @@ pub(crate) mod tests {
                     Arc::new(Int64Array::from(vec![7; n])),
                     Arc::new(StringArray::from(vec!["s"; n])),
                     Arc::new(Date32Array::from(days)),
+                    Arc::new(StringArray::new_null(n)),
                 ],
             )
             .unwrap();
@@ -337,7 +351,12 @@ pub(crate) mod tests {
         assert_eq!(from_parquet.products, ours.products);
         assert_eq!(from_parquet.categories, ours.categories);
         assert_eq!(ours.products.num_rows(), 30);
-        assert_eq!(ours.categories.num_rows(), 12);
+        // Twelve categories and the unknown member, named `unknown`.
+        assert_eq!(ours.categories.num_rows(), 13);
+        let ids = ours.categories.column(0).as_primitive::<Int64Type>();
+        assert_eq!(ids.value(0), UNKNOWN_CATEGORY_ID);
+        let codes = ours.categories.column(1).as_string::<i32>();
+        assert_eq!(codes.value(0), UNKNOWN);
         for (batch, sql) in [
             (&ours.products, reference_sql::dim_products()),
             (&ours.categories, reference_sql::dim_categories()),

@@ -87,14 +87,19 @@ FROM model.fact_user_events GROUP BY product_id ORDER BY product_id"
     )
 }
 
-/// `model.dim_categories`.
+/// `model.dim_categories`; the unknown member (-1) is named `unknown`, whatever the codes of
+/// its rows.
 pub fn dim_categories() -> String {
     format!(
         "SELECT category_id,
-  last_value(category_code ORDER BY event_time, event_id) AS category_code,
-  last_value(category_l1 ORDER BY event_time, event_id) AS category_l1,
-  last_value(category_l2 ORDER BY event_time, event_id) AS category_l2,
-  last_value(category_l3 ORDER BY event_time, event_id) AS category_l3,
+  CASE WHEN category_id = -1 THEN 'unknown'
+       ELSE last_value(category_code ORDER BY event_time, event_id) END AS category_code,
+  CASE WHEN category_id = -1 THEN 'unknown'
+       ELSE last_value(category_l1 ORDER BY event_time, event_id) END AS category_l1,
+  CASE WHEN category_id = -1 THEN NULL
+       ELSE last_value(category_l2 ORDER BY event_time, event_id) END AS category_l2,
+  CASE WHEN category_id = -1 THEN NULL
+       ELSE last_value(category_l3 ORDER BY event_time, event_id) END AS category_l3,
   COUNT(DISTINCT product_id) AS products,{COUNTS}
 FROM model.fact_user_events GROUP BY category_id ORDER BY category_id"
     )

@@ -2,6 +2,7 @@
 //! written to `clean.events`, `clean.rejects` and the fact, one commit each, while the next
 //! day is already being cleaned.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
@@ -18,24 +19,28 @@ use shoplake_quality::checks::{Check, CheckOutcome, DayAccounting, DayRows, Publ
 use shoplake_sql::SqlCatalog;
 use tokio::task::JoinHandle;
 
-use super::{DayReport, RunReport, batches_frame};
-use crate::clean::{CleanDay, clean_day};
+use super::{DayReport, RunOptions, RunReport, batches_frame};
+use crate::clean::categories::{KnownCategories, may_hold_scientific_ids};
+use crate::clean::rules::{RuleOptions, ScientificIds};
+use crate::clean::{CleanDay, CleanRules, clean_day};
 use crate::error::{PipelineError, Result};
 use crate::model::fact_user_events;
-use crate::plan::PlannedDay;
+use crate::plan::{PlannedDay, RunPlan};
 use crate::{crash_switch, gates};
 
 /// Rebuilds every planned day of `report.plan`, recording each in `report`.
 pub(super) async fn rebuild_days(
     lake: &Lake,
     catalog: &SqlCatalog,
-    checks: &[Check],
+    options: &RunOptions,
     report: &mut RunReport,
     progress: &dyn Progress,
 ) -> Result<()> {
     let plan = report.plan.clone();
     let ctx = catalog.context();
-    let checks: Vec<&Check> = checks
+    let rules = Arc::new(clean_rules(catalog, &plan, options.rules).await?);
+    let checks: Vec<&Check> = options
+        .checks
         .iter()
         .filter(|c| !c.runs_with_dimensions())
         .collect();
@@ -55,14 +60,14 @@ pub(super) async fn rebuild_days(
             Some(task) => task
                 .await
                 .map_err(|e| PipelineError::stopped(format!("cleaning {}", day.date), e))??,
-            None => clean_day(ctx, day.date, raw_rows(day)).await?,
+            None => clean_day(ctx, day.date, raw_rows(day), &rules).await?,
         };
         report.metrics.waiting_for_cleaning_seconds += started.elapsed().as_secs_f64();
         if let Some(next) = plan.days.get(i + 1) {
-            let (ctx, date, rows) = (ctx.clone(), next.date, raw_rows(next));
-            prefetch = Some(tokio::spawn(
-                async move { clean_day(&ctx, date, rows).await },
-            ));
+            let (ctx, date, rows, rules) = (ctx.clone(), next.date, raw_rows(next), rules.clone());
+            prefetch = Some(tokio::spawn(async move {
+                clean_day(&ctx, date, rows, &rules).await
+            }));
         }
         progress.advance(cleaned.raw_rows);
         tables = process_day(
@@ -95,6 +100,28 @@ pub(super) async fn rebuild_days(
     Ok(())
 }
 
+/// The run's cleaning rules: the categories that repair spreadsheet-mangled ids are read only
+/// when the planned days may hold such ids (and the rules repair them).
+async fn clean_rules(
+    catalog: &SqlCatalog,
+    plan: &RunPlan,
+    options: RuleOptions,
+) -> Result<CleanRules> {
+    let days: Vec<NaiveDate> = plan.days.iter().map(|d| d.date).collect();
+    let repairing = options.scientific_ids == ScientificIds::Repair;
+    let known = if repairing && may_hold_scientific_ids(catalog, &days).await? {
+        let known = KnownCategories::from_lake(catalog, &days).await?;
+        tracing::info!(
+            "{} known categories to repair category ids in scientific notation",
+            known.len()
+        );
+        Some(Arc::new(known))
+    } else {
+        None
+    };
+    Ok(CleanRules { options, known })
+}
+
 /// A planned day's raw rows, from the partition statistics (0 when unknown).
 fn raw_rows(day: &PlannedDay) -> u64 {
     day.raw.as_ref().and_then(|r| r.rows).unwrap_or(0)
@@ -114,7 +141,7 @@ async fn process_day(
     cleaned: CleanDay,
     report: &mut RunReport,
 ) -> Result<DayTables> {
-    let accounting = cleaned.accounting();
+    let accounting = cleaned.accounting()?;
     let rows = DayBatches {
         fact: fact_user_events::from_clean(&cleaned.clean)?,
         clean: cleaned.clean,
@@ -157,10 +184,9 @@ async fn process_day(
     // Verify what was committed, from the tables' own statistics.
     let committed = tables.rows_of_day(day.date).await?;
     let written = Accounting {
-        raw: accounting.raw,
         clean: committed.clean,
-        duplicates: accounting.duplicates,
         rejected: committed.rejects,
+        ..accounting
     };
     if !written.balances() || committed.fact != committed.clean {
         return Err(PipelineError::Accounting {

@@ -18,6 +18,7 @@ use shoplake_lake::{Lake, Progress};
 use shoplake_quality::checks::Check;
 use shoplake_sql::SqlCatalog;
 
+use crate::clean::rules::RuleOptions;
 use crate::error::Result;
 use crate::plan::{Selection, plan};
 
@@ -32,6 +33,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Checks that gate publishing (default: the built-in checks).
     pub checks: Vec<Check>,
+    /// The cleaning rules' settings (`[rules]`).
+    pub rules: RuleOptions,
 }
 
 impl Default for RunOptions {
@@ -40,6 +43,7 @@ impl Default for RunOptions {
             selection: Selection::Incremental,
             dry_run: false,
             checks: shoplake_quality::checks::builtin(),
+            rules: RuleOptions::default(),
         }
     }
 }
@@ -61,7 +65,7 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
     }
     report.run_id = new_run_id(started_at);
 
-    days::rebuild_days(lake, &catalog, &options.checks, &mut report, progress).await?;
+    days::rebuild_days(lake, &catalog, options, &mut report, progress).await?;
     if !report.days.is_empty() {
         let dimensions = Instant::now();
         dimension_stage::rebuild_dimensions(lake, &options.checks, &mut report, progress).await?;

@@ -66,6 +66,8 @@ pub(super) async fn record_run(
             per_day(|d| d.rows.rejected),
             Arc::new(StringArray::from(fingerprints)),
             timestamps(finished_at, n),
+            per_day(|d| d.rows.repaired),
+            per_day(|d| d.rows.unknown_category),
         ],
     )?;
 

@@ -51,15 +51,17 @@ fn parquet_rows(out: &Path) -> Vec<String> {
     all
 }
 
-/// The same columns from the lake's fact table.
+/// The same columns from the lake's fact table (and `clean.events.data_issue`).
 async fn fact_rows(inputs: &[PathBuf], dir: &Path) -> Vec<String> {
     let lake = lake_in(dir);
     ingest(&lake, inputs).await;
     run_incremental(&lake).await;
     let mut out = rows(
         &lake,
-        "SELECT event_date, event_time, event_type, product_id, category_id, category_code, \
-         brand, price, user_id, session_id, hour_of_day, day_of_week FROM model.fact_user_events",
+        "SELECT f.event_date, f.event_time, f.event_type, f.product_id, f.category_id, \
+         f.category_code, f.brand, f.price, f.user_id, f.session_id, f.hour_of_day, \
+         f.day_of_week, c.data_issue \
+         FROM model.fact_user_events f JOIN clean.events c ON c.event_id = f.event_id",
     )
     .await;
     out.sort();
@@ -134,7 +136,8 @@ async fn fixture_converts_to_what_the_pipeline_publishes() {
     assert!(
         converted
             .iter()
-            .any(|r| r.starts_with("2020-04-01|2020-04-01T23:59:30Z|view|") && r.ends_with("|23|3")),
+            .any(|r| r.starts_with("2020-04-01|2020-04-01T23:59:30Z|view|")
+                && r.ends_with("|23|3|NULL")),
         "{converted:#?}"
     );
     assert!(converted.iter().any(|r| r.contains("|unknown|unknown|")));
@@ -192,8 +195,10 @@ async fn a_generated_export_read_in_many_chunks_matches_the_pipeline() {
     );
     let mut fact = rows(
         &lake,
-        "SELECT event_date, event_time, event_type, product_id, category_id, category_code, \
-         brand, price, user_id, session_id, hour_of_day, day_of_week FROM model.fact_user_events",
+        "SELECT f.event_date, f.event_time, f.event_type, f.product_id, f.category_id, \
+         f.category_code, f.brand, f.price, f.user_id, f.session_id, f.hour_of_day, \
+         f.day_of_week, c.data_issue \
+         FROM model.fact_user_events f JOIN clean.events c ON c.event_id = f.event_id",
     )
     .await;
     fact.sort();
@@ -290,7 +295,7 @@ fn line_endings_overlong_lines_and_gzip_do_not_change_the_result() {
         );
         let rows = parquet_rows(&out);
         assert_eq!(rows.len(), 3);
-        assert!(rows[2].ends_with("|9.99|7|sess-3|10|3"), "{rows:?}");
+        assert!(rows[2].ends_with("|9.99|7|sess-3|10|3|NULL"), "{rows:?}");
         let detail = std::fs::read_to_string(out.join(REJECTS_FILE)).unwrap();
         assert!(detail.contains("line_too_long"));
         assert!(detail.contains("wrong_field_count"));

@@ -8,3 +8,4 @@ mod fixture;
 mod gates;
 mod golden_sql;
 mod incremental;
+mod spreadsheet;

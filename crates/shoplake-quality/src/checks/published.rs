@@ -53,6 +53,7 @@ pub async fn published_accounting(catalog: &SqlCatalog) -> Result<Vec<DayAccount
                     clean: int(1, row),
                     duplicates: int(2, row),
                     rejected: int(3, row),
+                    ..Accounting::default()
                 },
             });
         }

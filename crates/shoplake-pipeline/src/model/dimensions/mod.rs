@@ -299,6 +299,7 @@ mod tests {
                     Arc::new(Date32Array::from_iter_values(
                         chunk.iter().map(|r| (r.0 / DAY) as i32),
                     )),
+                    Arc::new(StringArray::new_null(len)),
                 ],
                 )
                 .unwrap();
