@@ -1,4 +1,4 @@
-//! Sets of row keys ([`super::rules::row_key`]): how exact duplicates are found without
+//! Sets of row keys ([`super::rules::identity`]): how exact duplicates are found without
 //! comparing every column of every row, when they are not found by the day's sort.
 
 use hashbrown::HashTable;

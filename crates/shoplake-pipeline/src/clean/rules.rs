@@ -132,7 +132,7 @@ pub struct TypedEvent<'a> {
     /// Category id; [`UNKNOWN_CATEGORY_ID`] while `category_mangled` is not resolved.
     pub category_id: i64,
     /// The category id as a spreadsheet printed it (scientific notation), when it was; see
-    /// [`KnownCategories::repair`].
+    /// [`crate::clean::categories::KnownCategories::repair`].
     pub category_mangled: Option<Scientific>,
     /// Category code or [`UNKNOWN`].
     pub category_code: &'a str,

@@ -35,7 +35,7 @@ pub struct CleanRules {
 pub struct Split {
     /// Typed rows in the `clean.events` schema (exact duplicates among them).
     pub valid: RecordBatch,
-    /// The row key of each valid row ([`super::rules::row_key`]).
+    /// The row key of each valid row ([`super::rules::identity`]).
     pub keys: Vec<u128>,
     /// Rows in the `clean.rejects` schema.
     pub rejects: RecordBatch,

@@ -45,7 +45,7 @@ pub use rejects::REJECTS_FILE;
 use chunks::read_chunks;
 use rejects::RejectSink;
 use seen::SeenRows;
-use worker::{Deferred, Worker, WorkerTotals};
+use worker::{Deferred, Shared, Worker, WorkerTotals};
 
 use crate::clean::categories::KnownCategories;
 use crate::clean::rules::RuleOptions;
@@ -284,6 +284,14 @@ fn convert_into(
     let (send, receive) = mpsc::sync_channel::<chunks::Chunk>(opts.workers * 2);
     let receive = Mutex::new(receive);
     let budget = (opts.writer_memory / opts.workers).max(1 << 20);
+    let shared = Shared {
+        staging: staging.to_path_buf(),
+        props,
+        seen: seen.clone(),
+        rejects: rejects.clone(),
+        budget,
+        rules: opts.rules,
+    };
 
     progress.start("convert", Some(input_bytes), "bytes");
     let (read_result, worker_results) = std::thread::scope(|scope| {
@@ -294,16 +302,7 @@ fn convert_into(
         });
         let workers: Vec<_> = (0..opts.workers)
             .map(|id| {
-                let mut worker = Worker::new(
-                    id,
-                    staging.to_path_buf(),
-                    props.clone(),
-                    seen.clone(),
-                    rejects.clone(),
-                    budget,
-                    opts.rules,
-                    None,
-                );
+                let mut worker = Worker::new(id, shared.clone(), None);
                 let (receive, failed) = (&receive, &failed);
                 scope.spawn(move || -> Result<WorkerTotals, ConvertError> {
                     let _guard = FailOnPanic(failed);
@@ -357,19 +356,13 @@ fn convert_into(
         for t in &mut totals {
             std::mem::take(&mut t.known).into_known(&mut known);
         }
-        let mut late = Worker::new(
-            opts.workers,
-            staging.to_path_buf(),
-            props.clone(),
-            seen.clone(),
-            rejects.clone(),
-            budget,
-            opts.rules,
-            Some(Arc::new(known)),
-        );
+        let mut late = Worker::new(opts.workers, shared, Some(Arc::new(known)));
         late.process_deferred(&deferred)?;
         drop(deferred);
         totals.push(late.finish()?);
+    } else {
+        // The shared handles go, so that the rejects file can be closed below.
+        drop(shared);
     }
     let rejected_rows = Arc::into_inner(rejects)
         .expect("workers are done")

@@ -47,7 +47,7 @@ struct Day {
     touched: AtomicU64,
 }
 
-/// Row keys ([`crate::clean::rules::row_key`]) seen so far.
+/// Row keys ([`crate::clean::rules::identity`]) seen so far.
 pub(crate) struct SeenRows {
     days: RwLock<HashMap<i32, Arc<Day>>>,
     clock: AtomicU64,

@@ -94,17 +94,28 @@ pub(crate) struct Worker {
     repair: Option<Arc<KnownCategories>>,
 }
 
+/// What every worker of a conversion shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub staging: PathBuf,
+    pub props: WriterProperties,
+    pub seen: Arc<SeenRows>,
+    pub rejects: Arc<Mutex<RejectSink>>,
+    /// Bytes of encoded row groups each worker may hold.
+    pub budget: usize,
+    pub rules: RuleOptions,
+}
+
 impl Worker {
-    pub(crate) fn new(
-        id: usize,
-        staging: PathBuf,
-        props: WriterProperties,
-        seen: Arc<SeenRows>,
-        rejects: Arc<Mutex<RejectSink>>,
-        budget: usize,
-        rules: RuleOptions,
-        repair: Option<Arc<KnownCategories>>,
-    ) -> Self {
+    pub(crate) fn new(id: usize, shared: Shared, repair: Option<Arc<KnownCategories>>) -> Self {
+        let Shared {
+            staging,
+            props,
+            seen,
+            rejects,
+            budget,
+            rules,
+        } = shared;
         Worker {
             id,
             staging,
