@@ -69,7 +69,7 @@ pub fn print_report(report: &IngestReport, rules: RuleOptions) {
                 if stats.scientific_category_ids > 0 {
                     let then = match rules.scientific_ids {
                         ScientificIds::Repair => {
-                            "their categories will be matched by code where possible"
+                            "their categories will be matched by product and code where possible"
                         }
                         ScientificIds::Reject => {
                             "they will be rejected as bad_category_id ([rules] scientific_ids = \"reject\")"

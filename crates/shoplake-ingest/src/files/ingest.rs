@@ -23,6 +23,7 @@ use shoplake_lake::{Lake, LakeError, Progress, tables};
 
 use super::discover::{SourceFile, discover};
 use super::reader::{Lineage, RawBatchReader, ReadStats};
+use super::scientific::SCIENTIFIC_SQL;
 
 /// Why an ingest could not be done. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -398,7 +399,7 @@ async fn repair_log(
     let sql = format!(
         "SELECT COUNT(*), COUNT(_error), MIN(event_date), MAX(event_date), \
          CAST(MIN(_ingested_at) AS BIGINT), COUNT(NULLIF(category_id, '')), \
-         SUM(CASE WHEN regexp_like(category_id, '{SCIENTIFIC}') THEN 1 ELSE 0 END) \
+         SUM(CASE WHEN regexp_like(category_id, '{SCIENTIFIC_SQL}') THEN 1 ELSE 0 END) \
          FROM raw_events WHERE _batch_id = '{batch_id}'"
     );
     let batches = ctx
@@ -512,9 +513,6 @@ struct IngestRecord<'a> {
     ingested_at: chrono::DateTime<Utc>,
     seconds: f64,
 }
-
-/// A number in scientific notation, as `is_scientific` reads one, in SQL.
-const SCIENTIFIC: &str = r"^\s*[+-]?[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+\s*$";
 
 async fn log_ingest(lake: &Lake, r: &IngestRecord<'_>) -> Result<(), IngestError> {
     let def = tables::meta_ingests();

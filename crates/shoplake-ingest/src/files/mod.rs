@@ -19,4 +19,4 @@ pub use reader::{
     EXPECTED_HEADER, Lineage, MAX_LINE_BYTES, RawBatchReader, ReadStats, SOURCE_COLUMNS,
     open_counted, split_fields,
 };
-pub use scientific::{Scientific, is_scientific};
+pub use scientific::{SCIENTIFIC_SQL, Scientific, is_scientific};

@@ -48,13 +48,20 @@ impl Scientific {
         })
     }
 
-    /// Whether `value`, rounded to this number's precision (half away from zero, as a
-    /// spreadsheet prints), is this number.
+    /// Whether `value` prints as this number: rounded to its precision (half away from
+    /// zero), either as the integer it is or as the nearest double, which is what a
+    /// spreadsheet or a dataframe library holds and prints (`2053013555631882655` is the
+    /// double 2053013555631882752, printed `2.0530135556318828e+18`).
     pub fn rounds_from(&self, value: i64) -> bool {
+        self.rounds_from_integer(i128::from(value))
+            || self.rounds_from_integer((value as f64) as i128)
+    }
+
+    fn rounds_from_integer(&self, value: i128) -> bool {
         if (value < 0) != self.negative && value != 0 {
             return false;
         }
-        let magnitude = i128::from(value).abs();
+        let magnitude = value.abs();
         if self.exponent <= 0 {
             // The number has as many digits as the integer, or more: equal, or not at all.
             let Some(scale) = 10i128.checked_pow(self.exponent.unsigned_abs()) else {
@@ -68,6 +75,9 @@ impl Scientific {
         (magnitude + unit / 2) / unit == self.digits
     }
 }
+
+/// [`is_scientific`] as a SQL regular expression (`regexp_like(column, SCIENTIFIC_SQL)`).
+pub const SCIENTIFIC_SQL: &str = r"^\s*[+-]?[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+\s*$";
 
 /// Whether `text` is a number in scientific notation (see [`Scientific::parse`]).
 pub fn is_scientific(text: &str) -> bool {
@@ -111,7 +121,10 @@ mod tests {
         assert!(s.rounds_from(2_053_013_552_226_107_603));
         // The ends of the interval that prints as 2.05301E+18: half away from zero.
         assert!(s.rounds_from(2_053_005_000_000_000_000));
-        assert!(!s.rounds_from(2_053_004_999_999_999_999));
+        // Below it, but its nearest double is 2053005000000000000, which does.
+        assert!(s.rounds_from(2_053_004_999_999_999_999));
+        // Below it, as is its nearest double (2053004999999999744).
+        assert!(!s.rounds_from(2_053_004_999_999_999_871));
         assert!(s.rounds_from(2_053_014_999_999_999_999));
         assert!(!s.rounds_from(2_053_015_000_000_000_000));
         assert!(!s.rounds_from(-2_053_013_552_226_107_603));
@@ -126,5 +139,13 @@ mod tests {
         assert!(s.rounds_from(12));
         let s = Scientific::parse("1E+400").unwrap();
         assert!(!s.rounds_from(i64::MAX));
+        // As a dataframe library prints the double of the id (17 digits).
+        let s = Scientific::parse("2.0530135556318828e+18").unwrap();
+        assert!(s.rounds_from(2_053_013_555_631_882_655));
+        assert!(!s.rounds_from(2_053_013_555_631_892_655));
+        // As a spreadsheet keeps 15 digits of the double: 2053013552226104999 is the double
+        // 2053013552226105088, which rounds up where the integer rounds down.
+        let s = Scientific::parse("2.05301355222611E+18").unwrap();
+        assert!(s.rounds_from(2_053_013_552_226_104_999));
     }
 }

@@ -108,7 +108,7 @@ pub fn split(raw: &RecordBatch, rules: &CleanRules) -> Result<Split> {
                         let fixed = rules
                             .known
                             .as_ref()
-                            .and_then(|k| k.repair(e.category_code, &printed));
+                            .and_then(|k| k.repair(e.product_id, e.category_code, &printed));
                         if let Some(id) = fixed {
                             e.category_id = id;
                             data_issue.append_value(tables::CATEGORY_ID_REPAIRED);

@@ -21,6 +21,7 @@
 //! leaves the previous output (or none) and the next one starts afresh.
 
 mod chunks;
+mod deferred;
 mod output;
 mod rejects;
 mod seen;
@@ -45,7 +46,7 @@ pub use rejects::REJECTS_FILE;
 use chunks::read_chunks;
 use rejects::RejectSink;
 use seen::SeenRows;
-use worker::{Deferred, Shared, Worker, WorkerTotals};
+use worker::{Shared, Worker, WorkerTotals};
 
 use crate::clean::categories::KnownCategories;
 use crate::clean::rules::RuleOptions;
@@ -291,6 +292,7 @@ fn convert_into(
         rejects: rejects.clone(),
         budget,
         rules: opts.rules,
+        spill: spill_dir.clone(),
     };
 
     progress.start("convert", Some(input_bytes), "bytes");
@@ -347,9 +349,11 @@ fn convert_into(
     read_result?;
     // Lines whose category id a spreadsheet printed in scientific notation waited for every
     // exact row to be seen; they are cleaned now, against all the categories the input has.
-    let deferred: Vec<Deferred> = totals
+    // One worker cleans them: they are rare in a store's own export, and an export saved in
+    // a spreadsheet is small.
+    let deferred: Vec<_> = totals
         .iter_mut()
-        .flat_map(|t| std::mem::take(&mut t.deferred))
+        .filter_map(|t| t.deferred.take())
         .collect();
     if !deferred.is_empty() {
         let mut known = KnownCategories::default();
@@ -357,8 +361,9 @@ fn convert_into(
             std::mem::take(&mut t.known).into_known(&mut known);
         }
         let mut late = Worker::new(opts.workers, shared, Some(Arc::new(known)));
-        late.process_deferred(&deferred)?;
-        drop(deferred);
+        for file in deferred {
+            file.replay(|group| late.process_deferred(group))?;
+        }
         totals.push(late.finish()?);
     } else {
         // The shared handles go, so that the rejects file can be closed below.

@@ -9,6 +9,7 @@ use shoplake_lake::datafusion::parquet::file::properties::WriterProperties;
 
 use super::ConvertError;
 use super::chunks::Chunk;
+use super::deferred::{Deferred, DeferredFile, DeferredWriter};
 use super::output::{DayOutput, FinishedDay};
 use super::rejects::{Reject, RejectSink};
 use super::seen::{DayHandle, SeenRows};
@@ -30,39 +31,32 @@ pub(crate) struct WorkerTotals {
     /// Rows written whose category id was repaired, or is unknown.
     pub repaired: u64,
     pub unknown_category: u64,
-    /// The (category id, code) pairs of the exact rows.
+    /// The (product, category id, code) triples of the exact rows.
     pub known: SeenCategories,
     /// Lines whose category id is in scientific notation, kept for the end of the conversion
     /// (when every exact row has been seen, so every category is known).
-    pub deferred: Vec<Deferred>,
+    pub deferred: Option<DeferredFile>,
 }
 
-/// A line held back until the categories are known.
-#[derive(Debug)]
-pub(crate) struct Deferred {
-    pub file: usize,
-    pub line: u64,
-    pub text: Vec<u8>,
-}
-
-/// The categories of the exact rows a worker saw: a look-up by id (an integer, cheap) per row,
-/// the code compared only for an id already seen.
+/// The categories of the exact rows a worker saw, by product: a look-up by product id (an
+/// integer, cheap) per row, the category compared only for a product already seen.
 #[derive(Debug, Default)]
-pub(crate) struct SeenCategories(hashbrown::HashMap<i64, Vec<Box<str>>>);
+pub(crate) struct SeenCategories(hashbrown::HashMap<i64, Vec<(i64, Box<str>)>>);
 
 impl SeenCategories {
-    fn note(&mut self, id: i64, code: &str) {
-        let codes = self.0.entry(id).or_default();
-        if !codes.iter().any(|c| &**c == code) {
-            codes.push(code.into());
+    fn note(&mut self, product: i64, category: i64, code: &str) {
+        let seen = self.0.entry(product).or_default();
+        if !seen.iter().any(|(id, c)| *id == category && &**c == code) {
+            seen.push((category, code.into()));
         }
     }
 
-    /// Adds every pair to `known`.
+    /// Adds every category, and every product's category, to `known`.
     pub(crate) fn into_known(self, known: &mut KnownCategories) {
-        for (id, codes) in self.0 {
-            for code in codes {
-                known.insert(&code, id);
+        for (product, categories) in self.0 {
+            for (category, code) in categories {
+                known.insert(&code, category);
+                known.insert_product(product, category);
             }
         }
     }
@@ -92,6 +86,7 @@ pub(crate) struct Worker {
     /// The categories that repair mangled ids; until they are known (`None`), lines with
     /// one are deferred.
     repair: Option<Arc<KnownCategories>>,
+    deferred: DeferredWriter,
 }
 
 /// What every worker of a conversion shares.
@@ -104,6 +99,8 @@ pub(crate) struct Shared {
     /// Bytes of encoded row groups each worker may hold.
     pub budget: usize,
     pub rules: RuleOptions,
+    /// Where deferred lines are staged.
+    pub spill: PathBuf,
 }
 
 impl Worker {
@@ -115,6 +112,7 @@ impl Worker {
             rejects,
             budget,
             rules,
+            spill,
         } = shared;
         Worker {
             id,
@@ -133,6 +131,7 @@ impl Worker {
             scratch: csv::StringRecord::new(),
             rules,
             repair,
+            deferred: DeferredWriter::new(&spill, id),
         }
     }
 
@@ -172,15 +171,20 @@ impl Worker {
         self.bound_memory()
     }
 
-    /// Lines held back earlier, now that the categories are known (see `repair`).
+    /// A group of lines held back earlier, now that the categories are known (see `repair`).
     pub(crate) fn process_deferred(&mut self, lines: &[Deferred]) -> Result<(), ConvertError> {
         for d in lines {
             self.line(d.file, d.line, &d.text)?;
-            self.flush_rejects_if_full()?;
-            self.seen.bound_memory()?;
-            self.bound_memory()?;
         }
-        Ok(())
+        self.flush_rejects_if_full()?;
+        for slot in self.touched.drain(..) {
+            self.seen.touch(&self.keys[slot]);
+        }
+        if let Some((_, slot)) = self.last_day {
+            self.touched.push(slot);
+        }
+        self.seen.bound_memory()?;
+        self.bound_memory()
     }
 
     fn line(&mut self, file: usize, line_no: u64, line: &[u8]) -> Result<(), ConvertError> {
@@ -225,24 +229,19 @@ impl Worker {
             (None, _) => {
                 self.totals
                     .known
-                    .note(event.category_id, event.category_code);
+                    .note(event.product_id, event.category_id, event.category_code);
                 None
             }
-            (Some(_), None) => {
-                self.totals.deferred.push(Deferred {
-                    file,
-                    line: line_no,
-                    text: line.to_vec(),
-                });
-                return Ok(());
-            }
-            (Some(printed), Some(known)) => match known.repair(event.category_code, &printed) {
-                Some(id) => {
-                    event.category_id = id;
-                    Some(CATEGORY_ID_REPAIRED)
+            (Some(_), None) => return self.deferred.push(file, line_no, line),
+            (Some(printed), Some(known)) => {
+                match known.repair(event.product_id, event.category_code, &printed) {
+                    Some(id) => {
+                        event.category_id = id;
+                        Some(CATEGORY_ID_REPAIRED)
+                    }
+                    None => Some(CATEGORY_ID_UNKNOWN),
                 }
-                None => Some(CATEGORY_ID_UNKNOWN),
-            },
+            }
         };
         let slot = match self.last_day {
             Some((d, slot)) if d == event.event_date => slot,
@@ -333,6 +332,7 @@ impl Worker {
     pub(crate) fn finish(mut self) -> Result<WorkerTotals, ConvertError> {
         self.flush_rejects()?;
         let mut totals = std::mem::take(&mut self.totals);
+        totals.deferred = self.deferred.finish()?;
         for day in self.days.drain(..) {
             totals.days.push(day.finish(&self.props)?);
         }

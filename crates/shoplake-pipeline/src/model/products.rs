@@ -7,7 +7,9 @@
 //! 66 M events the two SQL queries took about ten times as long as the scan alone, nearly all
 //! of it in those aggregates (see bench/results/2026-11-28-66600000-at-917085d.md). Here each
 //! row is compared with the product's and the category's latest so far and replaces it when
-//! it is later, which is exact in any input order.
+//! it is later, which is exact in any input order. A product's category is that of its latest
+//! event whose category id is known: a row whose id a spreadsheet lost (the unknown member)
+//! never hides the category the product's exact rows give it.
 //!
 //! Memory is one entry per product and per (category, product) pair: the store's catalogue,
 //! not its traffic: about 250 bytes an entry, so some 50 MB for 200 k products.
@@ -39,6 +41,8 @@ type Instant = (i64, i64);
 #[derive(Debug)]
 struct Product {
     latest: Instant,
+    /// Whether the category is known, and the instant of the row that gave it.
+    category_from: (bool, Instant),
     category_id: i64,
     category_code: String,
     brand: String,
@@ -92,6 +96,7 @@ impl ProductFold {
 
             let p = self.products.entry(product_id).or_insert_with(|| Product {
                 latest: (i64::MIN, i64::MIN),
+                category_from: (false, (i64::MIN, i64::MIN)),
                 category_id,
                 category_code: String::new(),
                 brand: String::new(),
@@ -104,10 +109,14 @@ impl ProductFold {
             });
             if at > p.latest {
                 p.latest = at;
-                p.category_id = category_id;
-                assign(&mut p.category_code, code);
                 assign(&mut p.brand, brand);
                 p.last_price = price;
+            }
+            let from = (category_id != UNKNOWN_CATEGORY_ID, at);
+            if from > p.category_from {
+                p.category_from = from;
+                p.category_id = category_id;
+                assign(&mut p.category_code, code);
             }
             p.min_price = p.min_price.min(price);
             p.max_price = p.max_price.max(price);

@@ -73,12 +73,13 @@ ORDER BY session_id"
     )
 }
 
-/// `model.dim_products`: the attributes of each product's latest event.
+/// `model.dim_products`: the attributes of each product's latest event (its category: of its
+/// latest event whose category is known).
 pub fn dim_products() -> String {
     format!(
         "SELECT product_id,
-  last_value(category_id ORDER BY event_time, event_id) AS category_id,
-  last_value(category_code ORDER BY event_time, event_id) AS category_code,
+  last_value(category_id ORDER BY category_id <> -1, event_time, event_id) AS category_id,
+  last_value(category_code ORDER BY category_id <> -1, event_time, event_id) AS category_code,
   last_value(brand ORDER BY event_time, event_id) AS brand,
   last_value(price ORDER BY event_time, event_id) AS last_price,
   MIN(price) AS min_price, MAX(price) AS max_price,

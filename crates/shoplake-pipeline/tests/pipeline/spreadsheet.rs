@@ -1,6 +1,6 @@
 //! Exports that went through a spreadsheet (`fixtures/spreadsheet.csv`, see the fixtures'
-//! README): category ids in scientific notation are repaired from the known categories when
-//! exactly one matches, else unknown (-1), never wrong; numbers printed differently are the
+//! README): category ids in scientific notation are repaired from the product's known
+//! categories, else from the code's, when exactly one matches, else unknown (-1), never wrong; numbers printed differently are the
 //! same event; the strict rule rejects them; `convert` applies the same rules. Every expected
 //! figure was worked out by hand from the two files.
 
@@ -60,7 +60,7 @@ async fn mangled_ids_are_repaired_from_the_exact_rows_or_marked_unknown() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(stats, [(0, 5), (7, 7)]);
+    assert_eq!(stats, [(0, 5), (10, 10)]);
 
     let report = run_incremental(&lake).await;
     assert!(!report.gate_failed(), "{:?}", report.failures());
@@ -68,12 +68,12 @@ async fn mangled_ids_are_repaired_from_the_exact_rows_or_marked_unknown() {
     assert_eq!(
         report.days[0].rows,
         Accounting {
-            raw: 12,
-            clean: 9,
+            raw: 15,
+            clean: 12,
             duplicates: 2,
             rejected: 1,
-            repaired: 2,
-            unknown_category: 2,
+            repaired: 4,
+            unknown_category: 3,
         }
     );
 
@@ -111,7 +111,7 @@ async fn mangled_ids_are_repaired_from_the_exact_rows_or_marked_unknown() {
             t("11:00")
         ),
         format!(
-            "{}|cart|3000001|-1|furniture.living_room|120.00|category_id_unknown",
+            "{}|cart|3000001|2053013552326770905|furniture.living_room|120.00|category_id_repaired",
             t("11:01")
         ),
         format!(
@@ -121,6 +121,18 @@ async fn mangled_ids_are_repaired_from_the_exact_rows_or_marked_unknown() {
         format!(
             "{}|purchase|4000001|{CONSTRUCTION}|construction.tools.light|150.00|category_id_repaired",
             t("11:03")
+        ),
+        format!(
+            "{}|view|3000003|-1|furniture.living_room|140.00|category_id_unknown",
+            t("11:05")
+        ),
+        format!(
+            "{}|view|3000002|2053013552351936731|furniture.living_room|130.00|category_id_repaired",
+            t("11:06")
+        ),
+        format!(
+            "{}|view|4000001|-1|construction.tools.light|150.00|category_id_unknown",
+            t("11:07")
         ),
     ];
     assert_eq!(clean, expected);
@@ -136,7 +148,7 @@ async fn mangled_ids_are_repaired_from_the_exact_rows_or_marked_unknown() {
             "SELECT raw_rows, clean_rows, duplicates, rejected, repaired, unknown_category FROM meta.run_days"
         )
         .await,
-        ["12|9|2|1|2|2"]
+        ["15|12|2|1|4|3"]
     );
     // The dimension has its unknown member; grouping by code still counts every row where it
     // belongs.
@@ -147,7 +159,7 @@ async fn mangled_ids_are_repaired_from_the_exact_rows_or_marked_unknown() {
              WHERE category_id = -1"
         )
         .await,
-        ["-1|unknown|unknown|2"]
+        ["-1|unknown|unknown|3"]
     );
     assert_eq!(
         plain_rows(
@@ -157,10 +169,28 @@ async fn mangled_ids_are_repaired_from_the_exact_rows_or_marked_unknown() {
         .await,
         [
             "computers.desktop|1",
-            "construction.tools.light|2",
+            "construction.tools.light|3",
             "electronics.audio|2",
             "electronics.smartphone|1",
-            "furniture.living_room|3",
+            "furniture.living_room|5",
+        ]
+    );
+    // A product's category is its latest known one: the view at 11:07 whose id is lost does
+    // not hide the construction category of product 4000001.
+    assert_eq!(
+        plain_rows(
+            &lake,
+            "SELECT product_id, category_id FROM model.dim_products ORDER BY 1"
+        )
+        .await,
+        [
+            format!("1005115|{SMARTPHONE}"),
+            format!("2000001|{AUDIO}"),
+            "3000001|2053013552326770905".to_string(),
+            "3000002|2053013552351936731".to_string(),
+            "3000003|-1".to_string(),
+            format!("4000001|{CONSTRUCTION}"),
+            "5000001|-1".to_string(),
         ]
     );
     // Nothing to do a second time.
@@ -177,12 +207,12 @@ async fn a_later_exact_delivery_repairs_the_day_it_lands_in() {
     assert_eq!(
         alone.days[0].rows,
         Accounting {
-            raw: 7,
-            clean: 5,
+            raw: 10,
+            clean: 8,
             duplicates: 1,
             rejected: 1,
             repaired: 0,
-            unknown_category: 5,
+            unknown_category: 8,
         }
     );
     assert_eq!(
@@ -192,8 +222,8 @@ async fn a_later_exact_delivery_repairs_the_day_it_lands_in() {
     // The exact rows arrive: the day is rebuilt, and repaired as if both had come together.
     ingest(&lake, &[exact()]).await;
     let later = run_incremental(&lake).await;
-    assert_eq!(later.days[0].rows.repaired, 2);
-    assert_eq!(later.days[0].rows.unknown_category, 2);
+    assert_eq!(later.days[0].rows.repaired, 4);
+    assert_eq!(later.days[0].rows.unknown_category, 3);
 
     let together = tempfile::tempdir().unwrap();
     let other = lake_in(together.path());
@@ -214,10 +244,10 @@ async fn the_strict_rule_rejects_scientific_ids() {
     assert_eq!(
         report.days[0].rows,
         Accounting {
-            raw: 12,
+            raw: 15,
             clean: 5,
             duplicates: 0,
-            rejected: 7,
+            rejected: 10,
             ..Accounting::default()
         }
     );
@@ -227,7 +257,7 @@ async fn the_strict_rule_rejects_scientific_ids() {
             "SELECT reason, COUNT(*) FROM clean.rejects GROUP BY 1 ORDER BY 1"
         )
         .await,
-        ["bad_category_id|6", "bad_product_id|1"]
+        ["bad_category_id|9", "bad_product_id|1"]
     );
 }
 
@@ -251,12 +281,12 @@ async fn convert_applies_the_same_rules() {
         assert_eq!(
             report.accounting(),
             Accounting {
-                raw: 12,
-                clean: 9,
+                raw: 15,
+                clean: 12,
                 duplicates: 2,
                 rejected: 1,
-                repaired: 2,
-                unknown_category: 2,
+                repaired: 4,
+                unknown_category: 3,
             },
             "{workers} workers"
         );
@@ -285,14 +315,20 @@ async fn convert_applies_the_same_rules() {
                 "3000002|2053013552351936731|NULL".to_string(),
                 format!("4000001|{CONSTRUCTION}|NULL"),
                 format!("2000001|{AUDIO}|category_id_repaired"),
-                "3000001|-1|category_id_unknown".to_string(),
+                "3000001|2053013552326770905|category_id_repaired".to_string(),
                 "5000001|-1|category_id_unknown".to_string(),
                 format!("4000001|{CONSTRUCTION}|category_id_repaired"),
+                "3000003|-1|category_id_unknown".to_string(),
+                "3000002|2053013552351936731|category_id_repaired".to_string(),
+                "4000001|-1|category_id_unknown".to_string(),
             ],
             "{workers} workers"
         );
     }
     let strict_out = dir.path().join("strict");
     let report = convert_both(&strict_out, strict(), 2);
-    assert_eq!((report.rows, report.duplicates, report.rejected), (5, 0, 7));
+    assert_eq!(
+        (report.rows, report.duplicates, report.rejected),
+        (5, 0, 10)
+    );
 }

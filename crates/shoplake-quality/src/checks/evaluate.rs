@@ -394,6 +394,8 @@ pub async fn evaluate(check: &Check, scope: &CheckScope<'_>) -> Result<CheckOutc
                         "clean": rows.clean,
                         "duplicates": rows.duplicates,
                         "rejected": rows.rejected,
+                        "repaired": rows.repaired,
+                        "unknown_category": rows.unknown_category,
                     })
                     .to_string()
                 })
