@@ -82,6 +82,13 @@ pub enum Command {
     /// Profile an export (CSV / CSV.gz) or a lake table: nulls, duplicates, distributions,
     /// suggested cleaning rules. Exact unless --sample or --approx is given.
     Profile(ProfileArgs),
+    /// The BI reports from the marts: funnel, products, sessions, categories, brands, trends,
+    /// prices, users (and a summary), over a range of days, for a category or brand. With no
+    /// name, lists them and what each answers.
+    Report(ReportArgs),
+    /// Serve the dashboard (a page with charts), the reports' JSON API, /healthz and
+    /// /metrics over HTTP, on loopback unless told otherwise.
+    Serve(ServeArgs),
     /// Show every table (version, partitions, rows, last update) and the latest runs.
     Status(StatusArgs),
     /// Write the data dictionary (docs/data_dictionary.md) from the table definitions.
@@ -284,4 +291,55 @@ pub struct DocsArgs {
 fn parse_date(text: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| format!("'{text}' is not a date; write it YYYY-MM-DD"))
+}
+
+/// `shoplake report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The report (omit to list them).
+    pub name: Option<String>,
+    /// First day (default: the lake's first).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: Option<NaiveDate>,
+    /// Last day, included (default: the lake's last).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: Option<NaiveDate>,
+    /// A category code, or a prefix of one at a dot (`electronics` takes in
+    /// `electronics.smartphone`).
+    #[arg(long)]
+    pub category: Option<String>,
+    /// A brand.
+    #[arg(long)]
+    pub brand: Option<String>,
+    /// Rows of a ranking (default 20).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Minimum views of the products report's "high traffic, low conversion" list (default 100).
+    #[arg(long)]
+    pub min_views: Option<u64>,
+    /// Output: table (default), csv (one block per table), or json (the API's document).
+    #[arg(long, short = 'f', value_enum, default_value_t = ReportOutput::Table)]
+    pub format: ReportOutput,
+}
+
+/// How `shoplake report` prints.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportOutput {
+    /// Aligned text tables.
+    Table,
+    /// CSV, one block per table, separated by a line `# table NAME`.
+    Csv,
+    /// The JSON document the API answers.
+    Json,
+}
+
+/// `shoplake serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the dashboard and the API listen (anything but loopback needs --token).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The token every request must carry (Authorization: Bearer TOKEN, or ?token= on the page).
+    #[arg(long, env = "SHOPLAKE_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }

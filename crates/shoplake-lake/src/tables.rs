@@ -631,15 +631,15 @@ pub fn dim_products() -> TableDef {
             "category_id",
             DataType::Int64,
             false,
-            "Category of the product's latest event.",
-            "latest event",
+            "Category of the product's latest event whose category id is known (-1 when none is: ids lost in a spreadsheet).",
+            "latest event with a known category",
         ),
         col(
             "category_code",
             DataType::Utf8,
             false,
-            "Category path of the product's latest event.",
-            "latest event",
+            "Category path of the product's latest event whose category id is known (of the latest event when none is).",
+            "latest event with a known category",
         ),
         col(
             "brand",
@@ -1162,6 +1162,207 @@ pub fn quality_results() -> TableDef {
     }
 }
 
+/// The count columns of a mart: events of each type and the revenue of the purchases.
+fn mart_counts(source: &'static str) -> Vec<ColumnDef> {
+    let n = move |name, description| col(name, DataType::Int64, false, description, source);
+    vec![
+        n("views", "View events."),
+        n("carts", "Cart events."),
+        n("removes", "remove_from_cart events."),
+        n("purchases", "Purchase events (units purchased)."),
+        col(
+            "revenue",
+            money_type(),
+            false,
+            "Sum of the purchases' prices.",
+            source,
+        ),
+    ]
+}
+
+/// `model.mart_funnel_daily`: the day's events by type and its users at each funnel step.
+pub fn mart_funnel_daily() -> TableDef {
+    let n = |name, description| {
+        col(
+            name,
+            DataType::Int64,
+            false,
+            description,
+            "model.fact_user_events",
+        )
+    };
+    let mut columns = vec![event_date_col("model.fact_user_events")];
+    columns.extend(mart_counts("model.fact_user_events"));
+    columns.extend([
+        n("users", "Distinct users active that day."),
+        n("users_viewed", "Distinct users with a view that day."),
+        n("users_carted", "Distinct users with a cart event that day."),
+        n(
+            "users_removed",
+            "Distinct users with a remove_from_cart that day.",
+        ),
+        n(
+            "users_purchased",
+            "Distinct users with a purchase that day.",
+        ),
+    ]);
+    TableDef {
+        layer: "model",
+        name: "mart_funnel_daily",
+        partition_by: Some(EVENT_DATE),
+        file_per_value_of: None,
+        grain: "one day",
+        description: "The funnel of each day (report `funnel`): events by type, revenue, and the day's distinct users at each step. Rebuilt with the day's fact partition. Users do not add up across days: a report over several days counts them from model.mart_user_daily.",
+        columns,
+    }
+}
+
+/// `model.mart_hourly`: events by hour of day and type.
+pub fn mart_hourly() -> TableDef {
+    TableDef {
+        layer: "model",
+        name: "mart_hourly",
+        partition_by: Some(EVENT_DATE),
+        file_per_value_of: None,
+        grain: "one (day, hour of day, event type)",
+        description: "Events by UTC hour and type (report `trends`). Rebuilt with the day's fact partition; every figure adds up across days.",
+        columns: vec![
+            event_date_col("model.fact_user_events"),
+            col(
+                "hour_of_day",
+                DataType::Int32,
+                false,
+                "UTC hour, 0-23.",
+                "model.fact_user_events",
+            ),
+            col(
+                "event_type",
+                DataType::Utf8,
+                false,
+                "The event type.",
+                "model.fact_user_events",
+            ),
+            col(
+                "events",
+                DataType::Int64,
+                false,
+                "Events.",
+                "model.fact_user_events",
+            ),
+            col(
+                "revenue",
+                money_type(),
+                false,
+                "Sum of the purchases' prices (0 for other types).",
+                "model.fact_user_events",
+            ),
+        ],
+    }
+}
+
+/// `model.mart_product_daily`: each product's events by type, at each price it had that day.
+pub fn mart_product_daily() -> TableDef {
+    let f = "model.fact_user_events";
+    let mut columns = vec![
+        event_date_col(f),
+        col("product_id", DataType::Int64, false, "Product.", f),
+        col(
+            "category_id",
+            DataType::Int64,
+            false,
+            "The events' category id.",
+            f,
+        ),
+        col(
+            "category_code",
+            DataType::Utf8,
+            false,
+            "The events' category code.",
+            f,
+        ),
+        col(
+            "category_l1",
+            DataType::Utf8,
+            false,
+            "First level of the category code.",
+            f,
+        ),
+        col("brand", DataType::Utf8, false, "The events' brand.", f),
+        col("price", price_type(), false, "The events' price.", f),
+    ];
+    columns.extend(mart_counts(f));
+    TableDef {
+        layer: "model",
+        name: "mart_product_daily",
+        partition_by: Some(EVENT_DATE),
+        file_per_value_of: None,
+        grain: "one (day, product, category, brand, price)",
+        description: "Each product's events of the day by type at each (category, brand, price) its events carried (reports `products`, `categories`, `brands`, `prices`). Rebuilt with the day's fact partition; every figure adds up across days.",
+        columns,
+    }
+}
+
+/// `model.mart_user_daily`: each user's events of the day.
+pub fn mart_user_daily() -> TableDef {
+    let f = "model.fact_user_events";
+    let mut columns = vec![
+        event_date_col(f),
+        col("user_id", DataType::Int64, false, "User.", f),
+        col(
+            "events",
+            DataType::Int64,
+            false,
+            "Events of the user that day.",
+            f,
+        ),
+    ];
+    columns.extend(mart_counts(f));
+    TableDef {
+        layer: "model",
+        name: "mart_user_daily",
+        partition_by: Some(EVENT_DATE),
+        file_per_value_of: None,
+        grain: "one (day, user)",
+        description: "Each active user's events of the day by type (reports `users`, `funnel`, `sessions`): distinct users over any range of days are the distinct user_id of its rows. Rebuilt with the day's fact partition.",
+        columns,
+    }
+}
+
+/// `model.mart_session_daily`: sessions by the day they start, by duration and by events.
+pub fn mart_session_daily() -> TableDef {
+    let s = "model.dim_sessions";
+    let n = |name, description| col(name, DataType::Int64, false, description, s);
+    TableDef {
+        layer: "model",
+        name: "mart_session_daily",
+        partition_by: None,
+        file_per_value_of: None,
+        grain: "one (start day, measure, value)",
+        description: "Sessions counted on the day they start, by exact duration (`measure` = 'duration_seconds') and by number of events (`measure` = 'events'), each session once per measure (reports `sessions` and `funnel`): medians and distributions over any range of days come exactly from these counts. Rebuilt from model.dim_sessions with the dimensions (a session that crosses midnight changes with either day).",
+        columns: vec![
+            col(
+                EVENT_DATE,
+                DataType::Date32,
+                false,
+                "The day the sessions start (UTC).",
+                s,
+            ),
+            col(
+                "measure",
+                DataType::Utf8,
+                false,
+                "`duration_seconds` or `events`.",
+                s,
+            ),
+            n("value", "The session's duration in seconds, or its events."),
+            n("sessions", "Sessions with that start day and value."),
+            n("with_view", "Of them, sessions with a view."),
+            n("with_cart", "Of them, sessions with a cart event."),
+            n("with_purchase", "Of them, sessions with a purchase."),
+        ],
+    }
+}
+
 /// Every table of the lake, in dependency order.
 pub fn all() -> Vec<TableDef> {
     vec![
@@ -1174,6 +1375,11 @@ pub fn all() -> Vec<TableDef> {
         dim_categories(),
         dim_sessions(),
         dim_time(),
+        mart_funnel_daily(),
+        mart_hourly(),
+        mart_product_daily(),
+        mart_user_daily(),
+        mart_session_daily(),
         meta_ingests(),
         meta_runs(),
         meta_run_days(),

@@ -12,6 +12,7 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitProperties;
 
@@ -144,4 +145,53 @@ pub fn expected_accounting<'a>(
         }
     }
     days.into_iter().map(|(d, (a, _))| (d, a)).collect()
+}
+
+/// A plain DataFusion session (none of shoplake's rules or providers) in which every built
+/// lake table is the union of the Parquet files its Delta log lists now, with `event_date`
+/// taken from each file's partition directory: an independent way to read the lake.
+pub async fn plain_session(lake: &Lake) -> SessionContext {
+    let ctx = SessionContext::new();
+    for layer in ["raw", "clean", "model", "meta", "quality"] {
+        ctx.sql(&format!("CREATE SCHEMA {layer}"))
+            .await
+            .expect("the lake reads");
+    }
+    for def in tables::all() {
+        let Ok(table) = DeltaTable::try_from_url(lake.table_url(&def)).await else {
+            continue;
+        };
+        if table.version().is_none() {
+            continue;
+        }
+        let mut frame: Option<datafusion::prelude::DataFrame> = None;
+        for uri in table.get_file_uris().expect("the lake reads") {
+            let mut part = ctx
+                .read_parquet(
+                    uri.as_str(),
+                    datafusion::prelude::ParquetReadOptions::default(),
+                )
+                .await
+                .expect("the lake reads");
+            if def.partition_by == Some("event_date") {
+                let date = uri
+                    .split('/')
+                    .find_map(|segment| segment.strip_prefix("event_date="))
+                    .expect("a day file lives under event_date=YYYY-MM-DD/")
+                    .to_string();
+                let day =
+                    datafusion::prelude::cast(datafusion::prelude::lit(date), DataType::Date32);
+                part = part.with_column("event_date", day).expect("the lake reads");
+            }
+            frame = Some(match frame {
+                None => part,
+                Some(all) => all.union(part).expect("the lake reads"),
+            });
+        }
+        if let Some(frame) = frame {
+            ctx.register_table(def.qualified_name().as_str(), frame.into_view())
+                .expect("the lake reads");
+        }
+    }
+    ctx
 }

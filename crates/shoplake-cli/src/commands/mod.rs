@@ -8,5 +8,7 @@ pub mod generate;
 pub mod ingest;
 pub mod profile;
 pub mod query;
+pub mod report;
 pub mod run;
+pub mod serve;
 pub mod status;

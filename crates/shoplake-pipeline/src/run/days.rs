@@ -25,6 +25,7 @@ use crate::clean::rules::{RuleOptions, ScientificIds};
 use crate::clean::{CleanDay, CleanRules, clean_day};
 use crate::error::{PipelineError, Result};
 use crate::model::fact_user_events;
+use crate::model::marts::{DayMarts, day_marts};
 use crate::plan::{PlannedDay, RunPlan};
 use crate::{crash_switch, gates};
 
@@ -142,10 +143,13 @@ async fn process_day(
     report: &mut RunReport,
 ) -> Result<DayTables> {
     let accounting = cleaned.accounting()?;
+    let fact = fact_user_events::from_clean(&cleaned.clean)?;
+    let marts = day_marts(&fact, day.date)?;
     let rows = DayBatches {
-        fact: fact_user_events::from_clean(&cleaned.clean)?,
+        fact,
         clean: cleaned.clean,
         rejects: cleaned.rejects,
+        marts,
     };
 
     // Gate: the day's checks run on exactly the rows about to be published.
@@ -220,11 +224,23 @@ async fn process_day(
     Ok(tables)
 }
 
-/// The three tables a run rewrites day by day.
+/// The tables a run rewrites day by day: clean, rejects, the fact, and the day marts.
 struct DayTables {
     clean: DeltaTable,
     rejects: DeltaTable,
     fact: DeltaTable,
+    /// The day marts, in the order of [`mart_defs`].
+    marts: Vec<DeltaTable>,
+}
+
+/// The day marts' tables.
+fn mart_defs() -> [TableDef; 4] {
+    [
+        tables::mart_funnel_daily(),
+        tables::mart_hourly(),
+        tables::mart_product_daily(),
+        tables::mart_user_daily(),
+    ]
 }
 
 /// One day's rows for each of them.
@@ -232,6 +248,7 @@ struct DayBatches {
     clean: Vec<RecordBatch>,
     rejects: Vec<RecordBatch>,
     fact: Vec<RecordBatch>,
+    marts: DayMarts,
 }
 
 /// Rows of one day in each of them, as committed.
@@ -247,6 +264,13 @@ impl DayTables {
             clean: lake.load_or_new(&tables::clean_events()).await?,
             rejects: lake.load_or_new(&tables::clean_rejects()).await?,
             fact: lake.load_or_new(&tables::fact_user_events()).await?,
+            marts: {
+                let mut marts = Vec::new();
+                for def in mart_defs() {
+                    marts.push(lake.load_or_new(&def).await?);
+                }
+                marts
+            },
         })
     }
 
@@ -291,7 +315,9 @@ impl DayTables {
     /// A checkpoint of each: a run commits each of them once per day. Only a speed-up for
     /// readers, so a failure is a warning: the days are committed already.
     async fn checkpoint(&self) {
-        for (table, def) in self.each() {
+        let marts = self.marts.iter().zip(mart_defs());
+        let each = self.each().into_iter().chain(marts);
+        for (table, def) in each {
             if let Err(e) = checkpoint(table, &def.qualified_name()).await {
                 tracing::warn!("no checkpoint of {}: {e}", def.qualified_name());
             }
@@ -305,10 +331,19 @@ impl DayTables {
     /// commits are independent; until `meta.run_days` records the day, a crash between them
     /// only means the next run rebuilds it.
     async fn replace(self, lake: &Lake, date: NaiveDate, rows: DayBatches) -> Result<Self> {
+        // The fact, then the day marts (small), on a worker of their own.
         let fact_write = {
-            let (lake, table) = (lake.clone(), self.fact);
+            let (lake, table, marts) = (lake.clone(), self.fact, self.marts);
+            let m = rows.marts;
             tokio::spawn(async move {
-                replace_one(&lake, table, tables::fact_user_events(), date, rows.fact).await
+                let fact =
+                    replace_one(&lake, table, tables::fact_user_events(), date, rows.fact).await?;
+                let mut written = Vec::with_capacity(marts.len());
+                let batches = [m.funnel, m.hourly, m.products, m.users];
+                for ((table, def), batches) in marts.into_iter().zip(mart_defs()).zip(batches) {
+                    written.push(replace_one(&lake, table, def, date, batches).await?);
+                }
+                Ok::<_, shoplake_lake::LakeError>((fact, written))
             })
         };
         let clean_and_rejects = async {
@@ -329,10 +364,12 @@ impl DayTables {
             .await
             .map_err(|e| PipelineError::stopped(format!("writing the fact of {date}"), e))?;
         let (clean, rejects) = clean_and_rejects?;
+        let (fact, marts) = fact?;
         Ok(DayTables {
             clean,
             rejects,
-            fact: fact?,
+            fact,
+            marts,
         })
     }
 }

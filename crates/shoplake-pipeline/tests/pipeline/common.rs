@@ -3,10 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use shoplake_lake::arrow::array::RecordBatch;
-use shoplake_lake::arrow::datatypes::DataType;
 use shoplake_lake::arrow::util::display::{ArrayFormatter, FormatOptions};
-use shoplake_lake::datafusion::prelude::{ParquetReadOptions, SessionContext, cast, lit};
-use shoplake_lake::deltalake::DeltaTable;
 use shoplake_lake::{Lake, NoProgress};
 use shoplake_pipeline::{RunOptions, RunReport, run};
 use shoplake_sql::SqlCatalog;
@@ -100,6 +97,11 @@ pub async fn downstream(lake: &Lake) -> Vec<(String, Vec<String>)> {
         "model.dim_categories",
         "model.dim_sessions",
         "model.dim_time",
+        "model.mart_funnel_daily",
+        "model.mart_hourly",
+        "model.mart_product_daily",
+        "model.mart_user_daily",
+        "model.mart_session_daily",
     ] {
         all.push((t.to_string(), content(lake, t, &[]).await));
     }
@@ -116,51 +118,8 @@ pub async fn downstream(lake: &Lake) -> Vec<(String, Vec<String>)> {
     all
 }
 
-/// A plain DataFusion session (none of shoplake's rules or providers) in which every built
-/// lake table is the union of the Parquet files its Delta log lists now, with `event_date`
-/// taken from each file's partition directory: an independent way to read the lake.
-pub async fn plain_session(lake: &Lake) -> SessionContext {
-    let ctx = SessionContext::new();
-    for layer in ["raw", "clean", "model", "meta", "quality"] {
-        ctx.sql(&format!("CREATE SCHEMA {layer}")).await.unwrap();
-    }
-    for def in shoplake_lake::tables::all() {
-        let Ok(table) = DeltaTable::try_from_url(lake.table_url(&def)).await else {
-            continue;
-        };
-        if table.version().is_none() {
-            continue;
-        }
-        let mut frame: Option<shoplake_lake::datafusion::prelude::DataFrame> = None;
-        for uri in table.get_file_uris().unwrap() {
-            let mut part = ctx
-                .read_parquet(uri.as_str(), ParquetReadOptions::default())
-                .await
-                .unwrap();
-            if def.partition_by == Some("event_date") {
-                let date = uri
-                    .split('/')
-                    .find_map(|segment| segment.strip_prefix("event_date="))
-                    .expect("a day file lives under event_date=YYYY-MM-DD/")
-                    .to_string();
-                let day = cast(lit(date), DataType::Date32);
-                part = part.with_column("event_date", day).unwrap();
-            }
-            frame = Some(match frame {
-                None => part,
-                Some(all) => all.union(part).unwrap(),
-            });
-        }
-        if let Some(frame) = frame {
-            ctx.register_table(def.qualified_name().as_str(), frame.into_view())
-                .unwrap();
-        }
-    }
-    ctx
-}
-
-/// Rows of a query over [`plain_session`], as text lines like [`rows`].
+/// Rows of a query over `shoplake_lake::testing::plain_session`, as text lines like [`rows`].
 pub async fn plain_rows(lake: &Lake, sql: &str) -> Vec<String> {
-    let ctx = plain_session(lake).await;
+    let ctx = shoplake_lake::testing::plain_session(lake).await;
     lines(&ctx.sql(sql).await.unwrap().collect().await.unwrap())
 }

@@ -270,3 +270,89 @@ async fn runs_and_ingests_are_idempotent() {
     assert!(dry.days.is_empty());
     assert_eq!(versions(&lake).await, v2);
 }
+
+/// Lines of a query, sorted (rows of a mart in any order).
+async fn sorted(lake: &Lake, sql: &str, plain: bool) -> Vec<String> {
+    let mut rows = if plain {
+        plain_rows(lake, sql).await
+    } else {
+        rows(lake, sql).await
+    };
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn the_marts_equal_their_definitions_over_clean_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = two_deliveries(dir.path());
+    let lake = lake_in(dir.path());
+    ingest(&lake, &[a, b]).await;
+    run_incremental(&lake).await;
+    // Each mart as published, against its definition as plain SQL over clean.events (read by
+    // a plain DataFusion session over the Delta logs' files), not over the fact.
+    let counts = "SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END),
+                  SUM(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END),
+                  SUM(CASE WHEN event_type = 'remove_from_cart' THEN 1 ELSE 0 END),
+                  SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END),
+                  SUM(CASE WHEN event_type = 'purchase' THEN price ELSE 0 END)";
+    let cases = [
+        (
+            "SELECT event_date, views, carts, removes, purchases, revenue, users, users_viewed,
+                    users_carted, users_removed, users_purchased FROM model.mart_funnel_daily"
+                .to_string(),
+            format!(
+                "SELECT event_date, {counts}, COUNT(DISTINCT user_id),
+                        COUNT(DISTINCT CASE WHEN event_type = 'view' THEN user_id END),
+                        COUNT(DISTINCT CASE WHEN event_type = 'cart' THEN user_id END),
+                        COUNT(DISTINCT CASE WHEN event_type = 'remove_from_cart' THEN user_id END),
+                        COUNT(DISTINCT CASE WHEN event_type = 'purchase' THEN user_id END)
+                 FROM clean.events GROUP BY event_date"
+            ),
+        ),
+        (
+            "SELECT event_date, hour_of_day, event_type, events, revenue FROM model.mart_hourly"
+                .to_string(),
+            "SELECT event_date, CAST(date_part('hour', event_time) AS INT), event_type, COUNT(*),
+                    SUM(CASE WHEN event_type = 'purchase' THEN price ELSE 0 END)
+             FROM clean.events GROUP BY 1, 2, 3"
+                .to_string(),
+        ),
+        (
+            "SELECT event_date, product_id, category_id, category_code, brand, price, views,
+                    carts, removes, purchases, revenue FROM model.mart_product_daily"
+                .to_string(),
+            format!(
+                "SELECT event_date, product_id, category_id, category_code, brand, price, {counts}
+                 FROM clean.events GROUP BY 1, 2, 3, 4, 5, 6"
+            ),
+        ),
+        (
+            "SELECT event_date, user_id, events, views, carts, removes, purchases, revenue
+             FROM model.mart_user_daily"
+                .to_string(),
+            format!("SELECT event_date, user_id, COUNT(*), {counts} FROM clean.events GROUP BY 1, 2"),
+        ),
+        (
+            "SELECT event_date, measure, value, sessions, with_view, with_cart, with_purchase
+             FROM model.mart_session_daily"
+                .to_string(),
+            "WITH s AS (
+               SELECT user_session, CAST(MIN(event_time) AS DATE) AS day, COUNT(*) AS events,
+                      (CAST(MAX(event_time) AS BIGINT) - CAST(MIN(event_time) AS BIGINT)) / 1000000 AS seconds,
+                      MAX(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS v,
+                      MAX(CASE WHEN event_type = 'cart' THEN 1 ELSE 0 END) AS c,
+                      MAX(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS p
+               FROM clean.events GROUP BY user_session)
+             SELECT day, 'duration_seconds', seconds, COUNT(*), SUM(v), SUM(c), SUM(p) FROM s GROUP BY 1, 3
+             UNION ALL
+             SELECT day, 'events', events, COUNT(*), SUM(v), SUM(c), SUM(p) FROM s GROUP BY 1, 3"
+                .to_string(),
+        ),
+    ];
+    for (mart, definition) in cases {
+        let published = sorted(&lake, &mart, true).await;
+        assert!(!published.is_empty(), "{mart}");
+        assert_eq!(published, sorted(&lake, &definition, true).await, "{mart}");
+    }
+}

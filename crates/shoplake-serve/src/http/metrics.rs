@@ -1,0 +1,201 @@
+//! `/metrics` in Prometheus' text format (requests by route and status, their latencies, the
+//! lake version last served), and the middleware that counts requests and checks the token.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::api::ApiError;
+
+/// Upper bounds of the latency histogram, seconds.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Latency {
+    /// Requests at or under each bound of [`BUCKETS`].
+    buckets: [u64; 11],
+    count: u64,
+    sum: f64,
+}
+
+/// What `/metrics` reports.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Latency>>,
+    version: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Mutex::default(),
+            latency: Mutex::default(),
+            version: AtomicI64::new(-1),
+        }
+    }
+}
+
+impl Metrics {
+    fn record(&self, route: &str, status: u16, seconds: f64) {
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *requests.entry((route.to_string(), status)).or_default() += 1;
+        drop(requests);
+        let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let l = latency.entry(route.to_string()).or_default();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                l.buckets[i] += 1;
+            }
+        }
+        l.count += 1;
+        l.sum += seconds;
+    }
+
+    /// The version of `model.fact_user_events` a request read.
+    pub fn saw_version(&self, version: i64) {
+        self.version.store(version, Ordering::Relaxed);
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP shoplake_http_requests_total HTTP requests by route and status."
+        );
+        let _ = writeln!(out, "# TYPE shoplake_http_requests_total counter");
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for ((route, status), n) in &requests {
+            let _ = writeln!(
+                out,
+                "shoplake_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP shoplake_http_request_duration_seconds Time to answer, by route."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE shoplake_http_request_duration_seconds histogram"
+        );
+        let latency = self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (route, l) in &latency {
+            let route = escape(route);
+            for (bound, n) in BUCKETS.iter().zip(l.buckets) {
+                let _ = writeln!(
+                    out,
+                    "shoplake_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "shoplake_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                l.count
+            );
+            let _ = writeln!(
+                out,
+                "shoplake_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                l.sum
+            );
+            let _ = writeln!(
+                out,
+                "shoplake_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                l.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP shoplake_lake_version The version of model.fact_user_events last served (-1: not built)."
+        );
+        let _ = writeln!(out, "# TYPE shoplake_lake_version gauge");
+        let _ = writeln!(
+            out,
+            "shoplake_lake_version {}",
+            self.version.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// `GET /metrics`.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Whether a request carries the token: `Authorization: Bearer TOKEN` or `?token=TOKEN`.
+fn authorised(request: &Request, token: &str) -> bool {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+    let query = request.uri().query().is_some_and(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .any(|(k, v)| k == "token" && constant_time_eq(v.as_bytes(), token.as_bytes()))
+    });
+    bearer || query
+}
+
+/// Compares without stopping at the first difference (no timing hint of the token).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the token (all but `/healthz`), then counts the request and its time.
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = match &state.token {
+        Some(token) if route != "/healthz" && !authorised(&request, token) => ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "this server needs its token: send Authorization: Bearer TOKEN, or open the page with ?token=TOKEN".into(),
+        }
+        .into_response(),
+        _ => next.run(request).await,
+    };
+    state.metrics.record(
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

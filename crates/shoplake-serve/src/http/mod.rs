@@ -1,0 +1,121 @@
+//! `shoplake serve`: the dashboard, the JSON API of every report, `/healthz` and Prometheus
+//! `/metrics`, over HTTP.
+//!
+//! - `GET /`: the dashboard (KPI tiles, the funnel, trends, products, categories, brands,
+//!   sessions and prices, with a date range and a category/brand filter), drawn with Apache
+//!   ECharts, which is embedded in the binary: the page needs no network but the server.
+//! - `GET /api/reports`: the reports; `GET /api/reports/NAME?from=..&to=..&category=..&brand=..
+//!   &limit=..&min_views=..`: one report, the JSON that `shoplake report NAME -f json` prints.
+//! - `GET /healthz`, `GET /metrics`.
+//!
+//! Every request opens the lake's catalog afresh, so a new lake version (a run that finished)
+//! is served by the next request without a restart. Bad parameters are a 400 with a JSON body
+//! `{"error": "..."}` that says what is wrong. The server listens on loopback unless told
+//! otherwise; elsewhere it requires a token (`Authorization: Bearer TOKEN`, or `?token=` on
+//! the page, which passes it on to the API).
+
+mod api;
+mod assets;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use shoplake_lake::Lake;
+
+pub use metrics::Metrics;
+
+/// What `shoplake serve` was asked for.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where the dashboard listens.
+    pub listen: SocketAddr,
+    /// The token every request must carry (required when `listen` is not loopback).
+    pub token: Option<String>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Listening anywhere but loopback without a token.
+    #[error(
+        "{0} is not a loopback address: set a token (--token or SHOPLAKE_SERVE_TOKEN) so that only those who have it read the lake"
+    )]
+    Unprotected(SocketAddr),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The server stopped with an error.
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The lake served.
+    pub lake: Lake,
+    /// The token required, if any.
+    pub token: Option<Arc<str>>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(assets::dashboard))
+        .route("/assets/{file}", get(assets::asset))
+        .route("/api/reports", get(api::list))
+        .route("/api/reports/{name}", get(api::report))
+        .route("/healthz", get(api::health))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
+        .with_state(state)
+}
+
+/// Binds `options.listen`; returns the listener and the address it got (port 0 picks one).
+pub async fn bind(
+    options: &ServeOptions,
+) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    if !options.listen.ip().is_loopback() && options.token.is_none() {
+        return Err(ServeError::Unprotected(options.listen));
+    }
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Serves `lake` on `listener` until `shutdown` completes.
+pub async fn serve(
+    lake: Lake,
+    listener: tokio::net::TcpListener,
+    token: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = AppState {
+        lake,
+        token: token.map(Arc::from),
+        metrics: Arc::new(Metrics::default()),
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
