@@ -1,6 +1,7 @@
 //! Lines held back until every exact row has been seen: those whose category id a
 //! spreadsheet printed in scientific notation. They go to a staging file per worker, not to
-//! memory, because an export saved in a spreadsheet has such an id on every line.
+//! memory, because an export saved in a spreadsheet has such an id on every line; the known
+//! categories are then read back from the day files written ([`known_categories`]).
 //!
 //! A record is the file index (u32), the line number (u64), the line's length (u32) and its
 //! bytes, little-endian.
@@ -9,7 +10,14 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
+use shoplake_lake::arrow::array::{Array, AsArray};
+use shoplake_lake::arrow::compute::cast;
+use shoplake_lake::arrow::datatypes::{DataType, Int64Type};
+use shoplake_lake::datafusion::parquet::arrow::ProjectionMask;
+use shoplake_lake::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
 use super::ConvertError;
+use crate::clean::categories::KnownCategories;
 
 /// Lines cleaned between two looks at the memory bounds.
 pub(crate) const GROUP_LINES: usize = 4096;
@@ -126,6 +134,67 @@ impl DeferredFile {
         }
         std::fs::remove_file(&self.path).map_err(|e| ConvertError::write(&self.path, e))
     }
+}
+
+/// The categories of the rows written so far under `staging` (every exact row of the input,
+/// once the workers are done): read back from the day files, three columns, only when some
+/// line was deferred, so that the common export pays nothing per row.
+pub(crate) fn known_categories(staging: &Path) -> Result<KnownCategories, ConvertError> {
+    let mut known = KnownCategories::default();
+    let fail = |path: &Path, e: &dyn std::fmt::Display| ConvertError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let days = std::fs::read_dir(staging).map_err(|e| fail(staging, &e))?;
+    for day in days {
+        let day = day.map_err(|e| fail(staging, &e))?.path();
+        if !day.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&day).map_err(|e| fail(&day, &e))? {
+            let path = file.map_err(|e| fail(&day, &e))?.path();
+            // The day files only (not the duplicate check's spilled keys under `_keys`).
+            if !day
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("event_date="))
+                || path.extension().is_none_or(|x| x != "parquet")
+            {
+                continue;
+            }
+            let reader = File::open(&path).map_err(|e| fail(&path, &e))?;
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| fail(&path, &e))?;
+            let mask = ProjectionMask::columns(
+                builder.parquet_schema(),
+                ["product_id", "category_id", "category_code"],
+            );
+            let batches = builder
+                .with_projection(mask)
+                .build()
+                .map_err(|e| fail(&path, &e))?;
+            for batch in batches {
+                let batch = batch.map_err(|e| fail(&path, &e))?;
+                let column = |name: &str| {
+                    batch
+                        .column_by_name(name)
+                        .ok_or_else(|| fail(&path, &format!("no column {name}")))
+                };
+                let products = column("product_id")?.as_primitive::<Int64Type>();
+                let categories = column("category_id")?.as_primitive::<Int64Type>();
+                let codes =
+                    cast(column("category_code")?, &DataType::Utf8).map_err(|e| fail(&path, &e))?;
+                let codes = codes.as_string::<i32>();
+                for i in 0..batch.num_rows() {
+                    if categories.is_null(i) || products.is_null(i) || codes.is_null(i) {
+                        continue;
+                    }
+                    known.insert(codes.value(i), categories.value(i));
+                    known.insert_product(products.value(i), categories.value(i));
+                }
+            }
+        }
+    }
+    Ok(known)
 }
 
 #[cfg(test)]

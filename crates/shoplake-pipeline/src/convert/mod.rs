@@ -48,7 +48,6 @@ use rejects::RejectSink;
 use seen::SeenRows;
 use worker::{Shared, Worker, WorkerTotals};
 
-use crate::clean::categories::KnownCategories;
 use crate::clean::rules::RuleOptions;
 
 /// The name of the run report written inside the output directory.
@@ -356,10 +355,7 @@ fn convert_into(
         .filter_map(|t| t.deferred.take())
         .collect();
     if !deferred.is_empty() {
-        let mut known = KnownCategories::default();
-        for t in &mut totals {
-            std::mem::take(&mut t.known).into_known(&mut known);
-        }
+        let known = deferred::known_categories(staging)?;
         let mut late = Worker::new(opts.workers, shared, Some(Arc::new(known)));
         for file in deferred {
             file.replay(|group| late.process_deferred(group))?;

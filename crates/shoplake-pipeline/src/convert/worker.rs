@@ -31,35 +31,9 @@ pub(crate) struct WorkerTotals {
     /// Rows written whose category id was repaired, or is unknown.
     pub repaired: u64,
     pub unknown_category: u64,
-    /// The (product, category id, code) triples of the exact rows.
-    pub known: SeenCategories,
     /// Lines whose category id is in scientific notation, kept for the end of the conversion
     /// (when every exact row has been seen, so every category is known).
     pub deferred: Option<DeferredFile>,
-}
-
-/// The categories of the exact rows a worker saw, by product: a look-up by product id (an
-/// integer, cheap) per row, the category compared only for a product already seen.
-#[derive(Debug, Default)]
-pub(crate) struct SeenCategories(hashbrown::HashMap<i64, Vec<(i64, Box<str>)>>);
-
-impl SeenCategories {
-    fn note(&mut self, product: i64, category: i64, code: &str) {
-        let seen = self.0.entry(product).or_default();
-        if !seen.iter().any(|(id, c)| *id == category && &**c == code) {
-            seen.push((category, code.into()));
-        }
-    }
-
-    /// Adds every category, and every product's category, to `known`.
-    pub(crate) fn into_known(self, known: &mut KnownCategories) {
-        for (product, categories) in self.0 {
-            for (category, code) in categories {
-                known.insert(&code, category);
-                known.insert_product(product, category);
-            }
-        }
-    }
 }
 
 pub(crate) struct Worker {
@@ -226,12 +200,7 @@ impl Worker {
             }
         };
         let issue = match (event.category_mangled, &self.repair) {
-            (None, _) => {
-                self.totals
-                    .known
-                    .note(event.product_id, event.category_id, event.category_code);
-                None
-            }
+            (None, _) => None,
             (Some(_), None) => return self.deferred.push(file, line_no, line),
             (Some(printed), Some(known)) => {
                 match known.repair(event.product_id, event.category_code, &printed) {
