@@ -35,7 +35,6 @@ impl IntoResponse for ApiError {
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
         let status = match &e {
-            ReportError::UnknownReport { .. } => StatusCode::NOT_FOUND,
             e if e.is_usage() => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

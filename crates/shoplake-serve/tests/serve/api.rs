@@ -140,7 +140,7 @@ async fn the_api_answers_the_reports_figures_and_refuses_bad_parameters() {
     }
 
     for (path, status, says) in [
-        ("/api/reports/nope", 404, "no report named 'nope'"),
+        ("/api/reports/nope", 400, "no report named 'nope'"),
         ("/api/reports/funnel?from=2020-04-31", 400, "not a date"),
         (
             "/api/reports/funnel?from=2020-04-03&to=2020-04-01",
@@ -180,7 +180,7 @@ async fn the_api_answers_the_reports_figures_and_refuses_bad_parameters() {
     let metrics = get(addr, "/metrics", None).await.body;
     assert!(
         metrics.contains(
-            "shoplake_http_requests_total{route=\"/api/reports/{name}\",status=\"400\"} 6"
+            "shoplake_http_requests_total{route=\"/api/reports/{name}\",status=\"400\"} 7"
         ),
         "{metrics}"
     );
