@@ -6,8 +6,7 @@ use super::{ReportError, Scope, Table};
 
 fn by(scope: &Scope<'_>, column: &str) -> String {
     format!(
-        "WITH w AS (SELECT {column} AS g, price, SUM(views + carts + removes + purchases) AS n,
-                           COUNT(DISTINCT product_id) AS products
+        "WITH w AS (SELECT {column} AS g, price, SUM(views + carts + removes + purchases) AS n
                     FROM model.mart_product_daily WHERE {} GROUP BY {column}, price),
               c AS (SELECT g, price, n,
                            SUM(n) OVER (PARTITION BY g ORDER BY price ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,
