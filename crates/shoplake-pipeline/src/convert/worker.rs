@@ -134,6 +134,12 @@ impl Worker {
             }
             self.line(chunk.file, line_no, line)?;
         }
+        self.end_of_batch()
+    }
+
+    /// After a batch of lines: rejects handed over when many, the days touched marked as
+    /// recent for the duplicate check, memory kept within bounds.
+    fn end_of_batch(&mut self) -> Result<(), ConvertError> {
         self.flush_rejects_if_full()?;
         for slot in self.touched.drain(..) {
             self.seen.touch(&self.keys[slot]);
@@ -150,15 +156,7 @@ impl Worker {
         for d in lines {
             self.line(d.file, d.line, &d.text)?;
         }
-        self.flush_rejects_if_full()?;
-        for slot in self.touched.drain(..) {
-            self.seen.touch(&self.keys[slot]);
-        }
-        if let Some((_, slot)) = self.last_day {
-            self.touched.push(slot);
-        }
-        self.seen.bound_memory()?;
-        self.bound_memory()
+        self.end_of_batch()
     }
 
     fn line(&mut self, file: usize, line_no: u64, line: &[u8]) -> Result<(), ConvertError> {

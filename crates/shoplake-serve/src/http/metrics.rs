@@ -1,10 +1,9 @@
 //! `/metrics` in Prometheus' text format (requests by route and status, their latencies, the
-//! lake version last served), and the middleware that counts requests and checks the token.
+//! lake version requests read), and the middleware that counts requests and checks the token.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -13,7 +12,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::api::ApiError;
+use shoplake_sql::SqlCatalog;
+
+use super::api::{ApiError, lake_version};
 
 /// Upper bounds of the latency histogram, seconds.
 const BUCKETS: [f64; 11] = [
@@ -28,22 +29,11 @@ struct Latency {
     sum: f64,
 }
 
-/// What `/metrics` reports.
-#[derive(Debug)]
+/// The requests `/metrics` reports.
+#[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Latency>>,
-    version: AtomicI64,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics {
-            requests: Mutex::default(),
-            latency: Mutex::default(),
-            version: AtomicI64::new(-1),
-        }
-    }
 }
 
 impl Metrics {
@@ -62,13 +52,9 @@ impl Metrics {
         l.sum += seconds;
     }
 
-    /// The version of `model.fact_user_events` a request read.
-    pub fn saw_version(&self, version: i64) {
-        self.version.store(version, Ordering::Relaxed);
-    }
-
-    /// The metrics in Prometheus' text format.
-    pub fn render(&self) -> String {
+    /// The metrics in Prometheus' text format, with `version`, the fact table's version the
+    /// lake holds now.
+    pub fn render(&self, version: i64) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -126,14 +112,10 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP shoplake_lake_version The version of model.fact_user_events last served (-1: not built)."
+            "# HELP shoplake_lake_version The version of model.fact_user_events that requests read now (-1: not built)."
         );
         let _ = writeln!(out, "# TYPE shoplake_lake_version gauge");
-        let _ = writeln!(
-            out,
-            "shoplake_lake_version {}",
-            self.version.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "shoplake_lake_version {version}");
         out
     }
 }
@@ -142,11 +124,15 @@ fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`. The lake's version is read here, when scraped, not on every report.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let version = match SqlCatalog::open(&state.lake).await {
+        Ok(catalog) => lake_version(&catalog).await,
+        Err(_) => -1,
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render(version),
     )
         .into_response()
 }
