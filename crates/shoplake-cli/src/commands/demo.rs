@@ -93,6 +93,10 @@ pub async fn run(
     println!("  shoplake status                      tables, partitions, rows and the latest runs");
     println!("  shoplake query \"SELECT * FROM model.dim_sessions LIMIT 5\"");
     println!(
+        "  shoplake report funnel               the BI reports (`shoplake report` lists them)"
+    );
+    println!("  shoplake serve                       the dashboard at http://127.0.0.1:8080/");
+    println!(
         "  shoplake ingest MORE.csv.gz && shoplake run   land more data, rebuild only what changed"
     );
     Ok(())
