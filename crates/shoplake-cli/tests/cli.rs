@@ -485,10 +485,12 @@ fn a_run_crashed_after_any_commit_then_rerun_equals_an_uninterrupted_run() {
     ok(&reference, &["run"]);
     let expected = table_dump(&reference);
 
-    // 4 days x 3 tables, 5 dimensions, run_days, quality.results, runs: 20 commits. Crash
-    // after the first, in the middle of the days, between dimensions, and after the last
-    // data commit but before the run is recorded.
-    for after in [1, 5, 12, 15, 18, 19] {
+    // Counted commits: 4 days x 7 tables (clean, rejects, fact, 4 day marts), 2 month marts,
+    // 6 dimensions (with the sessions mart), run_days, quality.results: 38 (meta.runs, last,
+    // is not counted). Crash after the first, in the middle of the days, after the last day,
+    // between the month marts, after them, between dimensions, after the last data commit,
+    // and after run_days but before the run is recorded.
+    for after in [1, 5, 12, 28, 29, 30, 33, 36, 37] {
         let lake = dir.path().join(format!("crash-{after}"));
         ok(&lake, &["ingest", data.to_str().unwrap()]);
         let out = bin()

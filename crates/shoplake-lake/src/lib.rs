@@ -14,6 +14,7 @@
 
 pub mod accounting;
 pub mod append_days;
+pub mod built_from;
 pub mod dictionary;
 pub mod error;
 mod evolve;

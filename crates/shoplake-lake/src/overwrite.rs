@@ -72,7 +72,79 @@ pub async fn overwrite_table(
         });
     }
     let adds = pool.finish(None).await?;
+    commit_overwrite(def, table, adds, commit).await
+}
 
+/// Replaces every row of the unpartitioned table `def` with the rows of `parts`, in one
+/// commit, like [`overwrite_table`], but one part after another, each into files of its own:
+/// a part's rows (a month, say) never share a file with another part's, so that a reader
+/// asking for one part skips the others' files by their statistics, and only one part's
+/// plan runs at a time (its memory, not the whole table's). Each part's rows are written in
+/// the order its plan yields them.
+pub async fn overwrite_table_by_parts(
+    lake: &Lake,
+    def: &TableDef,
+    parts: Vec<DataFrame>,
+    commit: CommitProperties,
+) -> Result<DeltaTable> {
+    let name = def.qualified_name();
+    if def.partition_by.is_some() {
+        return Err(LakeError::Inconsistent(format!(
+            "{name} is partitioned; its days are replaced one at a time"
+        )));
+    }
+    let table = lake.load_or_new(def).await?;
+    let mut inputs = Vec::with_capacity(parts.len());
+    for part in parts {
+        inputs.push(conform(def, part)?);
+    }
+    let mut pool = WriterPool::new(def, &table);
+    let factory = WriterFactory::new(lake, def, &table);
+    pool.spawn(|abandoned| async move {
+        let mut files = Vec::new();
+        for input in inputs {
+            let delta = |e| LakeError::delta(name.clone(), e);
+            let mut rows = match input.execute_stream().await {
+                Ok(rows) => rows,
+                Err(e) => return Written::failed(files, e.into()),
+            };
+            let mut writer = match factory.writer() {
+                Ok(writer) => writer,
+                Err(e) => return Written::failed(files, e),
+            };
+            while let Some(batch) = rows.next().await {
+                if is_abandoned(&abandoned) {
+                    writer.reset();
+                    return Written::ok(files);
+                }
+                let written = match batch {
+                    Ok(batch) => writer.write(batch).await.map_err(delta),
+                    Err(e) => Err(LakeError::from(e)),
+                };
+                if let Err(e) = written {
+                    writer.reset();
+                    return Written::failed(files, e);
+                }
+            }
+            match writer.flush().await {
+                Ok(closed) => files.extend(closed),
+                Err(e) => return Written::failed(files, delta(e)),
+            }
+        }
+        Written::ok(files)
+    });
+    let adds = pool.finish(None).await?;
+    commit_overwrite(def, table, adds, commit).await
+}
+
+/// Commits `adds` as the whole content of `table`: its files are removed by the same commit.
+async fn commit_overwrite(
+    def: &TableDef,
+    table: DeltaTable,
+    adds: Vec<deltalake::kernel::Add>,
+    commit: CommitProperties,
+) -> Result<DeltaTable> {
+    let name = def.qualified_name();
     let mut actions: Vec<Action> = Vec::new();
     if table.version().is_some() {
         let old: Vec<_> = table
@@ -256,6 +328,77 @@ mod tests {
             .await
             .unwrap_err();
         assert!(lake.load(&def()).await.unwrap().is_none());
+    }
+
+    /// The numbers of each of the table's files, each file's sorted.
+    async fn files_numbers(lake: &Lake) -> Vec<Vec<i64>> {
+        let table = lake.load(&def()).await.unwrap().unwrap();
+        let ctx = lake.session();
+        let mut files = Vec::new();
+        for uri in table.get_file_uris().unwrap() {
+            let path = uri.strip_prefix("file://").unwrap_or(&uri).to_string();
+            let batches = ctx
+                .read_parquet(path, Default::default())
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let mut numbers: Vec<i64> = batches
+                .iter()
+                .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+                .collect();
+            numbers.sort_unstable();
+            files.push(numbers);
+        }
+        files.sort();
+        files
+    }
+
+    #[tokio::test]
+    async fn by_parts_writes_each_part_into_files_of_its_own_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        overwrite_table(&lake, &def(), numbers(&lake, &[(0, 3)]), Default::default())
+            .await
+            .unwrap();
+        // A part of two input partitions is still one file; an empty part, none.
+        let parts = vec![
+            numbers(&lake, &[(100, 150), (150, 200)]),
+            numbers(&lake, &[(0, 0)]),
+            numbers(&lake, &[(10, 20)]),
+        ];
+        let table = overwrite_table_by_parts(&lake, &def(), parts, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(table.version(), Some(1));
+        assert_eq!(
+            files_numbers(&lake).await,
+            vec![(10..20).collect::<Vec<_>>(), (100..200).collect()]
+        );
+
+        // A failing part: nothing is committed and the parts written before it are deleted.
+        let schema = def().arrow_schema();
+        let failing = futures::stream::iter(vec![Err(
+            datafusion::error::DataFusionError::Execution("the second part failed".into()),
+        )]);
+        let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), failing));
+        let bad = crate::write::stream_to_dataframe(&lake.session(), schema, stream).unwrap();
+        let parts = vec![numbers(&lake, &[(1, 5)]), bad];
+        let err = overwrite_table_by_parts(&lake, &def(), parts, Default::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("the second part failed"), "{err}");
+        assert_eq!(lake.load(&def()).await.unwrap().unwrap().version(), Some(1));
+        let on_disk = std::fs::read_dir(lake.local_table_dir(&def()).unwrap())
+            .unwrap()
+            .filter(|e| {
+                let path = e.as_ref().unwrap().path();
+                path.extension().is_some_and(|x| x == "parquet")
+            })
+            .count();
+        // The first overwrite's file (removed from the table, still on disk) and the two live.
+        assert_eq!(on_disk, 3);
     }
 
     #[tokio::test]

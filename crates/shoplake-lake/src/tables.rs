@@ -1037,7 +1037,7 @@ pub fn meta_runs() -> TableDef {
                 "steps",
                 DataType::Utf8,
                 false,
-                "Wall seconds of the run's steps as a JSON object: days_seconds (with its parts waiting_for_cleaning_seconds, day_checks_seconds, day_writes_seconds), dimensions_seconds (dimension_build_seconds, dimension_fold_seconds, dimension_checks_seconds, dimension_writes_seconds).",
+                "Wall seconds of the run's steps as a JSON object: days_seconds (with its parts waiting_for_cleaning_seconds, day_checks_seconds, day_writes_seconds), dimensions_seconds (dimension_build_seconds, dimension_fold_seconds, dimension_checks_seconds, dimension_writes_seconds), month_marts_seconds.",
                 "run",
             ),
         ],
@@ -1328,6 +1328,83 @@ pub fn mart_user_daily() -> TableDef {
     }
 }
 
+/// The `month` column of the month marts.
+fn month_col(source: &'static str) -> ColumnDef {
+    col(
+        "month",
+        DataType::Date32,
+        false,
+        "First day of the calendar month (UTC).",
+        source,
+    )
+}
+
+/// `model.mart_user_monthly`: each user's month, from the days of `model.mart_user_daily`.
+pub fn mart_user_monthly() -> TableDef {
+    let u = "model.mart_user_daily";
+    let n = |name, description| col(name, DataType::Int64, false, description, u);
+    let mut columns = vec![
+        month_col(u),
+        col("user_id", DataType::Int64, false, "User.", u),
+        n("active_days", "Days of the month the user had an event."),
+        n("purchase_days", "Days of the month the user bought."),
+        n("events", "Events of the user in the month."),
+    ];
+    columns.extend(mart_counts(u));
+    TableDef {
+        layer: "model",
+        name: "mart_user_monthly",
+        partition_by: None,
+        file_per_value_of: None,
+        grain: "one (calendar month, user)",
+        description: "Each active user's month (reports `users`, `funnel`, `summary`, `sessions`): a report over whole months reads these rows instead of the month's user-day rows, and distinct users over a range that is one month are its rows. Rebuilt by every run from model.mart_user_daily, one month at a time, each month in files of its own.",
+        columns,
+    }
+}
+
+/// `model.mart_product_monthly`: each product's month at each (category, brand, price), from
+/// the days of `model.mart_product_daily`.
+pub fn mart_product_monthly() -> TableDef {
+    let p = "model.mart_product_daily";
+    let mut columns = vec![
+        month_col(p),
+        col("product_id", DataType::Int64, false, "Product.", p),
+        col(
+            "category_id",
+            DataType::Int64,
+            false,
+            "The events' category id.",
+            p,
+        ),
+        col(
+            "category_code",
+            DataType::Utf8,
+            false,
+            "The events' category code.",
+            p,
+        ),
+        col(
+            "category_l1",
+            DataType::Utf8,
+            false,
+            "First level of the category code.",
+            p,
+        ),
+        col("brand", DataType::Utf8, false, "The events' brand.", p),
+        col("price", price_type(), false, "The events' price.", p),
+    ];
+    columns.extend(mart_counts(p));
+    TableDef {
+        layer: "model",
+        name: "mart_product_monthly",
+        partition_by: None,
+        file_per_value_of: None,
+        grain: "one (calendar month, product, category, brand, price)",
+        description: "Each product's events of the month by type at each (category, brand, price) its events carried (reports `products`, `categories`, `brands`, `prices`, and `summary` under a filter): a report over whole months reads these rows instead of the month's product-day rows. Rebuilt by every run from model.mart_product_daily, one month at a time, each month in files of its own; every figure adds up across months.",
+        columns,
+    }
+}
+
 /// `model.mart_session_daily`: sessions by the day they start, by duration and by events.
 pub fn mart_session_daily() -> TableDef {
     let s = "model.dim_sessions";
@@ -1380,6 +1457,8 @@ pub fn all() -> Vec<TableDef> {
         mart_product_daily(),
         mart_user_daily(),
         mart_session_daily(),
+        mart_user_monthly(),
+        mart_product_monthly(),
         meta_ingests(),
         meta_runs(),
         meta_run_days(),

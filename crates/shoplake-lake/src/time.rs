@@ -1,7 +1,7 @@
 //! The lake's calendar arithmetic, defined once: days as Arrow `Date32` (days since
 //! 1970-01-01) and instants as microseconds since the epoch, UTC.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, Months, NaiveDate};
 
 /// Microseconds in a second.
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
@@ -22,6 +22,19 @@ pub fn date_to_days(date: NaiveDate) -> i32 {
 /// Inverse of [`date_to_days`].
 pub fn days_to_date(days: i32) -> NaiveDate {
     epoch() + chrono::Duration::days(i64::from(days))
+}
+
+/// The first day of `day`'s calendar month.
+pub fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).expect("every month has a first day")
+}
+
+/// The last day of `day`'s calendar month.
+pub fn month_end(day: NaiveDate) -> NaiveDate {
+    month_of(day)
+        .checked_add_months(Months::new(1))
+        .and_then(|next| next.pred_opt())
+        .expect("the lake's dates are far from the calendar's ends")
 }
 
 /// The day (as [`date_to_days`]) an instant in microseconds falls on; instants before the

@@ -145,5 +145,13 @@ pub fn print_report(report: &RunReport) {
     } else {
         println!("dimensions rebuilt: {}", dims.join(", "));
     }
+    if !report.month_marts.is_empty() {
+        let marts: Vec<String> = report
+            .month_marts
+            .iter()
+            .map(|(name, rows)| format!("{name} {rows}"))
+            .collect();
+        println!("month marts rebuilt: {}", marts.join(", "));
+    }
     println!("run {} finished in {:.1}s", report.run_id, report.seconds);
 }

@@ -1,5 +1,6 @@
-//! Executing a run: rebuild the planned days (`days.rs`), then the dimensions
-//! (`dimension_stage.rs`), then record the run (`record.rs`).
+//! Executing a run: rebuild the planned days (`days.rs`), then the month marts
+//! (`month_stage.rs`) and the dimensions (`dimension_stage.rs`), then record the run
+//! (`record.rs`).
 //!
 //! Crash safety: every table write is one atomic Delta commit, and the run's memory
 //! (`meta.run_days`, which the planner reads) is written last. A run killed at any point
@@ -8,6 +9,7 @@
 
 mod days;
 mod dimension_stage;
+mod month_stage;
 mod record;
 mod report;
 
@@ -67,6 +69,7 @@ pub async fn run(lake: &Lake, options: &RunOptions, progress: &dyn Progress) -> 
 
     days::rebuild_days(lake, &catalog, options, &mut report, progress).await?;
     if !report.days.is_empty() {
+        month_stage::rebuild_months(lake, &mut report, progress).await?;
         let dimensions = Instant::now();
         dimension_stage::rebuild_dimensions(lake, &options.checks, &mut report, progress).await?;
         report.metrics.dimensions_seconds = dimensions.elapsed().as_secs_f64();

@@ -45,6 +45,8 @@ pub struct RunMetrics {
     pub dimension_checks_seconds: f64,
     /// Writing the dimensions.
     pub dimension_writes_seconds: f64,
+    /// The month marts: aggregated from the day marts and written.
+    pub month_marts_seconds: f64,
 }
 
 /// The outcome of a run (the metrics also written to `meta.runs`).
@@ -58,6 +60,8 @@ pub struct RunReport {
     pub days: Vec<DayReport>,
     /// Rows of each rebuilt dimension.
     pub dimensions: Vec<(String, u64)>,
+    /// Rows of each rebuilt month mart.
+    pub month_marts: Vec<(String, u64)>,
     /// Wall time per step.
     pub metrics: RunMetrics,
     /// Wall time of the run.

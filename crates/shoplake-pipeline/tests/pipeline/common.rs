@@ -102,6 +102,8 @@ pub async fn downstream(lake: &Lake) -> Vec<(String, Vec<String>)> {
         "model.mart_product_daily",
         "model.mart_user_daily",
         "model.mart_session_daily",
+        "model.mart_user_monthly",
+        "model.mart_product_monthly",
     ] {
         all.push((t.to_string(), content(lake, t, &[]).await));
     }

@@ -334,6 +334,28 @@ async fn the_marts_equal_their_definitions_over_clean_events() {
             format!("SELECT event_date, user_id, COUNT(*), {counts} FROM clean.events GROUP BY 1, 2"),
         ),
         (
+            "SELECT month, user_id, active_days, purchase_days, events, views, carts, removes,
+                    purchases, revenue FROM model.mart_user_monthly"
+                .to_string(),
+            format!(
+                "SELECT CAST(date_trunc('month', event_date) AS DATE), user_id,
+                        COUNT(DISTINCT event_date),
+                        COUNT(DISTINCT CASE WHEN event_type = 'purchase' THEN event_date END),
+                        COUNT(*), {counts}
+                 FROM clean.events GROUP BY 1, 2"
+            ),
+        ),
+        (
+            "SELECT month, product_id, category_id, category_code, brand, price, views, carts,
+                    removes, purchases, revenue FROM model.mart_product_monthly"
+                .to_string(),
+            format!(
+                "SELECT CAST(date_trunc('month', event_date) AS DATE), product_id, category_id,
+                        category_code, brand, price, {counts}
+                 FROM clean.events GROUP BY 1, 2, 3, 4, 5, 6"
+            ),
+        ),
+        (
             "SELECT event_date, measure, value, sessions, with_view, with_cart, with_purchase
              FROM model.mart_session_daily"
                 .to_string(),

@@ -56,28 +56,23 @@ pub(super) async fn build(scope: &Scope<'_>) -> Result<(Vec<Table>, Vec<String>)
         pct("e.carts", "e.views"),
         pct("e.purchases", "e.carts"),
     );
-    // Distinct users over the range, from the users mart (counted by one key: fast).
-    let distinct = |condition: &str| {
-        format!(
-            "(SELECT COUNT(*) FROM (SELECT user_id, COUNT(*) FROM model.mart_user_daily \
-             WHERE {days}{condition} GROUP BY user_id))"
-        )
-    };
-    let (u_view, u_cart, u_purchase) = if scope.filtered() {
-        let null = "CAST(NULL AS BIGINT)".to_string();
-        (null.clone(), null.clone(), null)
+    // Distinct users over the range at each step.
+    let user_steps = if scope.filtered() {
+        "SELECT CAST(NULL AS BIGINT) AS v, CAST(NULL AS BIGINT) AS c, CAST(NULL AS BIGINT) AS p"
+            .to_string()
     } else {
-        (
-            distinct(" AND views > 0"),
-            distinct(" AND carts > 0"),
-            distinct(" AND purchases > 0"),
+        format!(
+            "SELECT {} AS v, {} AS c, {} AS p",
+            scope.distinct_users(Some("views > 0")),
+            scope.distinct_users(Some("carts > 0")),
+            scope.distinct_users(Some("purchases > 0")),
         )
     };
     let totals = if scope.filtered() {
         format!(
             "SELECT SUM(views) AS views, SUM(carts) AS carts, SUM(purchases) AS purchases \
-             FROM model.mart_product_daily WHERE {}",
-            scope.product_rows()
+             FROM ({})",
+            scope.product_source()
         )
     } else {
         format!(
@@ -89,7 +84,7 @@ pub(super) async fn build(scope: &Scope<'_>) -> Result<(Vec<Table>, Vec<String>)
         "WITH e AS ({totals}),
          s AS (SELECT SUM(with_view) AS v, SUM(with_cart) AS c, SUM(with_purchase) AS p
                FROM model.mart_session_daily WHERE {days} AND measure = 'events'),
-         u AS (SELECT {u_view} AS v, {u_cart} AS c, {u_purchase} AS p)
+         u AS ({user_steps})
          SELECT step, events, sessions, users, event_conversion_pct, session_conversion_pct,
                 user_conversion_pct, 100 - user_conversion_pct AS user_drop_off_pct FROM (
            SELECT 1 AS k, 'view' AS step, e.views AS events, s.v AS sessions, u.v AS users,

@@ -4,10 +4,17 @@
 //!
 //! Every figure is exact. Counts of events, revenue and units add up across days and are
 //! summed from the day rows. Figures that do not add up are computed over the range, never
-//! summed: distinct users are the distinct user ids of `model.mart_user_daily` in the range;
+//! summed: distinct users are the distinct user ids of the user marts' rows in the range;
 //! sessions are counted on the day they start (`model.mart_session_daily`), so each session
 //! counts once; medians (session duration, events per session, prices) come from the exact
 //! counts of each value over the range (a weighted median), not from per-day medians.
+//!
+//! The months a range covers whole are read from the month marts (`model.mart_user_monthly`,
+//! `model.mart_product_monthly`), its other days from the day marts (`split.rs`): a user's
+//! or a product's month row is the sum of its day rows, and a user is one row a month, so
+//! users over one month need no grouping at all. A month mart is used only while the day
+//! mart it was built from is unchanged (its commit records that day mart's version); a lake
+//! whose run stopped before the month marts were rewritten is read from its days.
 //!
 //! The category and brand filters apply to what the events carry (events, revenue, products,
 //! categories, brands, prices). Users and sessions are kept per day and user, not per
@@ -18,6 +25,7 @@ mod prices;
 mod products;
 mod ranking;
 mod sessions;
+mod split;
 mod summary;
 pub mod table;
 mod trends;
@@ -28,7 +36,11 @@ use serde::Serialize;
 use shoplake_lake::arrow::array::{Array, AsArray};
 use shoplake_lake::arrow::compute::cast;
 use shoplake_lake::arrow::datatypes::DataType;
+use shoplake_lake::built_from;
+use shoplake_lake::tables::{self, TableDef};
 use shoplake_sql::{SqlCatalog, SqlError};
+
+use split::Split;
 
 pub use table::Table;
 
@@ -200,7 +212,18 @@ pub(crate) struct Scope<'a> {
     pub brand: Option<String>,
     pub limit: usize,
     pub min_views: u64,
+    /// Where the range's user rows come from.
+    pub users: Split,
+    /// Where the range's product rows come from.
+    pub products: Split,
 }
+
+/// The per-user columns of [`Scope::user_rows`].
+const USER_COLUMNS: &str =
+    "user_id, active_days, purchase_days, events, views, carts, removes, purchases, revenue";
+/// The columns of [`Scope::product_source`].
+const PRODUCT_COLUMNS: &str = "product_id, category_id, category_code, category_l1, brand, price, \
+                               views, carts, removes, purchases, revenue";
 
 impl Scope<'_> {
     /// `event_date` within the range.
@@ -214,7 +237,86 @@ impl Scope<'_> {
     /// The days, and the category and brand filters, for a table with `category_code` and
     /// `brand` (`model.mart_product_daily`).
     pub fn product_rows(&self) -> String {
-        let mut filter = self.days();
+        format!("{}{}", self.days(), self.product_filters())
+    }
+
+    /// One row per user active in the range (the columns of [`USER_COLUMNS`]): `active_days`
+    /// and `purchase_days` are the days of the range the user had an event, and bought.
+    pub fn user_rows(&self) -> String {
+        let split = &self.users;
+        let monthly = split.month_filter().map(|months| {
+            format!("SELECT {USER_COLUMNS} FROM model.mart_user_monthly WHERE {months}")
+        });
+        if split.spans.is_empty()
+            && split.months.len() == 1
+            && let Some(one_month) = monthly
+        {
+            // A user is one row a month.
+            return one_month;
+        }
+        let daily = split.day_filter().map(|days| {
+            format!(
+                "SELECT user_id, 1 AS active_days,
+                        CASE WHEN purchases > 0 THEN 1 ELSE 0 END AS purchase_days,
+                        events, views, carts, removes, purchases, revenue
+                 FROM model.mart_user_daily WHERE {days}"
+            )
+        });
+        let rows: Vec<String> = daily.into_iter().chain(monthly).collect();
+        format!(
+            "SELECT user_id, SUM(active_days) AS active_days, SUM(purchase_days) AS purchase_days,
+                    SUM(events) AS events, SUM(views) AS views, SUM(carts) AS carts,
+                    SUM(removes) AS removes, SUM(purchases) AS purchases, SUM(revenue) AS revenue
+             FROM ({}) GROUP BY user_id",
+            rows.join(" UNION ALL ")
+        )
+    }
+
+    /// The users active in the range whose rows meet `condition` (on the user marts'
+    /// columns: `views > 0`), counted: over one month the month's rows, otherwise the
+    /// distinct user ids of the months' and days' rows (counted by one key: fast).
+    pub fn distinct_users(&self, condition: Option<&str>) -> String {
+        let split = &self.users;
+        let and = condition.map(|c| format!(" AND {c}")).unwrap_or_default();
+        let monthly = split.month_filter().map(|months| {
+            format!("SELECT user_id FROM model.mart_user_monthly WHERE {months}{and}")
+        });
+        if split.spans.is_empty()
+            && split.months.len() == 1
+            && let Some(one_month) = monthly
+        {
+            return format!("(SELECT COUNT(*) FROM ({one_month}))");
+        }
+        let daily = split
+            .day_filter()
+            .map(|days| format!("SELECT user_id FROM model.mart_user_daily WHERE {days}{and}"));
+        let rows: Vec<String> = daily.into_iter().chain(monthly).collect();
+        format!(
+            "(SELECT COUNT(*) FROM (SELECT user_id, COUNT(*) FROM ({}) GROUP BY user_id))",
+            rows.join(" UNION ALL ")
+        )
+    }
+
+    /// The range's product rows under the category and brand filters (the columns of
+    /// [`PRODUCT_COLUMNS`], not grouped: a product has a row per price, and per day or month).
+    pub fn product_source(&self) -> String {
+        let split = &self.products;
+        let filters = self.product_filters();
+        let daily = split.day_filter().map(|days| {
+            format!("SELECT {PRODUCT_COLUMNS} FROM model.mart_product_daily WHERE {days}{filters}")
+        });
+        let monthly = split.month_filter().map(|months| {
+            format!(
+                "SELECT {PRODUCT_COLUMNS} FROM model.mart_product_monthly WHERE {months}{filters}"
+            )
+        });
+        let rows: Vec<String> = daily.into_iter().chain(monthly).collect();
+        rows.join(" UNION ALL ")
+    }
+
+    /// ` AND ...` for the category and brand filters (empty without).
+    fn product_filters(&self) -> String {
+        let mut filter = String::new();
         if let Some(c) = &self.category {
             let c = literal(c);
             filter.push_str(&format!(
@@ -262,6 +364,29 @@ async fn lake_range(catalog: &SqlCatalog) -> Result<Option<(NaiveDate, NaiveDate
             .flatten()
     };
     Ok(day(0).zip(day(1)))
+}
+
+/// How `from..=to` (over a lake with events from `first` to `last`) reads the rows that
+/// `month_mart` adds up by month from `day_mart`: its whole months from the month mart when
+/// that was built from the day mart as it is now, every day from the day mart otherwise.
+async fn month_split(
+    catalog: &SqlCatalog,
+    (from, to, first, last): (NaiveDate, NaiveDate, NaiveDate, NaiveDate),
+    month_mart: TableDef,
+    day_mart: TableDef,
+) -> Result<Split, ReportError> {
+    let split = Split::new(from, to, first, last);
+    if split.months.is_empty() {
+        return Ok(split);
+    }
+    let Some(months) = catalog.table(&month_mart).await? else {
+        return Ok(Split::days(from, to));
+    };
+    let days = catalog.table(&day_mart).await?.and_then(|t| t.version());
+    let fresh = built_from::is_built_from(&months, &day_mart, days)
+        .await
+        .map_err(SqlError::from)?;
+    Ok(if fresh { split } else { Split::days(from, to) })
 }
 
 /// Checks `params` against the report's rules (whatever the lake holds).
@@ -329,6 +454,20 @@ pub async fn run(
         )));
     }
     report.range = Some((from, to));
+    let users = month_split(
+        catalog,
+        (from, to, first, last),
+        tables::mart_user_monthly(),
+        tables::mart_user_daily(),
+    )
+    .await?;
+    let products = month_split(
+        catalog,
+        (from, to, first, last),
+        tables::mart_product_monthly(),
+        tables::mart_product_daily(),
+    )
+    .await?;
     let scope = Scope {
         catalog,
         from,
@@ -337,6 +476,8 @@ pub async fn run(
         brand: params.brand.clone(),
         limit: params.limit.unwrap_or(DEFAULT_LIMIT),
         min_views: params.min_views.unwrap_or(DEFAULT_MIN_VIEWS),
+        users,
+        products,
     };
     let (tables, notes) = match info.name {
         "summary" => summary::build(&scope).await?,

@@ -7,7 +7,7 @@ use super::{ReportError, Scope, Table};
 fn by(scope: &Scope<'_>, column: &str) -> String {
     format!(
         "WITH w AS (SELECT {column} AS g, price, SUM(views + carts + removes + purchases) AS n
-                    FROM model.mart_product_daily WHERE {} GROUP BY {column}, price),
+                    FROM ({}) GROUP BY {column}, price),
               c AS (SELECT g, price, n,
                            SUM(n) OVER (PARTITION BY g ORDER BY price ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,
                            SUM(n) OVER (PARTITION BY g) AS total
@@ -21,13 +21,13 @@ fn by(scope: &Scope<'_>, column: &str) -> String {
                            SUM(price * (views + carts + removes + purchases))
                              / SUM(views + carts + removes + purchases) AS average_price,
                            MIN(price) AS min_price, MAX(price) AS max_price
-                    FROM model.mart_product_daily WHERE {} GROUP BY {column})
+                    FROM ({}) GROUP BY {column})
          SELECT a.g AS {column}, a.events, a.products, round(a.average_price, 2) AS average_price,
                 round(m.median_price, 2) AS median_price, a.min_price, a.max_price
          FROM a JOIN m ON m.g = a.g
          ORDER BY a.events DESC, a.g LIMIT {}",
-        scope.product_rows(),
-        scope.product_rows(),
+        scope.product_source(),
+        scope.product_source(),
         scope.limit
     )
 }

@@ -8,8 +8,8 @@ pub(super) async fn build(scope: &Scope<'_>) -> Result<(Vec<Table>, Vec<String>)
     let per_product = format!(
         "SELECT m.product_id, SUM(m.views) AS views, SUM(m.carts) AS carts,
                 SUM(m.purchases) AS purchases, SUM(m.revenue) AS revenue
-         FROM model.mart_product_daily m WHERE {} GROUP BY m.product_id",
-        scope.product_rows()
+         FROM ({}) m GROUP BY m.product_id",
+        scope.product_source()
     );
     let columns = "p.product_id, d.category_code, d.brand, p.views, p.carts, p.purchases, \
                    p.revenue, round(100.0 * p.carts / NULLIF(p.views, 0), 2) AS cart_rate_pct, \

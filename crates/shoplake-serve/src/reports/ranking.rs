@@ -26,9 +26,9 @@ pub(super) async fn build(
                 SUM(carts) AS carts, COUNT(DISTINCT product_id) AS products,
                 round(100.0 * SUM(purchases) / NULLIF(SUM(views), 0), 2) AS purchase_rate_pct,
                 round(100.0 * SUM(carts) / NULLIF(SUM(views), 0), 2) AS cart_rate_pct
-         FROM model.mart_product_daily WHERE {}
+         FROM ({})
          GROUP BY {column} ORDER BY revenue DESC, units DESC, {column} LIMIT {}",
-        scope.product_rows(),
+        scope.product_source(),
         scope.limit
     );
     let mut tables = vec![scope.table(name, title, &sql).await?];
@@ -40,9 +40,9 @@ pub(super) async fn build(
             "SELECT category_l1, SUM(revenue) AS revenue, SUM(purchases) AS units,
                     SUM(views) AS views,
                     round(100.0 * SUM(purchases) / NULLIF(SUM(views), 0), 2) AS purchase_rate_pct
-             FROM model.mart_product_daily WHERE {}
+             FROM ({})
              GROUP BY category_l1 ORDER BY revenue DESC, units DESC, category_l1 LIMIT {}",
-            scope.product_rows(),
+            scope.product_source(),
             scope.limit
         );
         tables.push(

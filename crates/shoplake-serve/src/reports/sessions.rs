@@ -42,11 +42,8 @@ pub(super) async fn build(scope: &Scope<'_>) -> Result<(Vec<Table>, Vec<String>)
         "SELECT value AS v, SUM(sessions) AS n FROM {} GROUP BY value",
         measure("events")
     );
-    // Distinct users over the range (counted by one key).
-    let users = format!(
-        "(SELECT COUNT(*) FROM (SELECT user_id, COUNT(*) FROM model.mart_user_daily \
-         WHERE {days} GROUP BY user_id))"
-    );
+    // Distinct users over the range.
+    let users = scope.distinct_users(None);
     let summary = format!(
         "WITH d AS (SELECT SUM(sessions) AS sessions, SUM(sessions * value) AS seconds
                     FROM {}),

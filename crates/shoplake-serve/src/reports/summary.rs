@@ -8,8 +8,8 @@ pub(super) async fn build(scope: &Scope<'_>) -> Result<(Vec<Table>, Vec<String>)
         format!(
             "SELECT SUM(views + carts + removes + purchases) AS events, SUM(revenue) AS revenue,
                     SUM(purchases) AS purchases, SUM(views) AS views
-             FROM model.mart_product_daily WHERE {}",
-            scope.product_rows()
+             FROM ({})",
+            scope.product_source()
         )
     } else {
         format!(
@@ -18,10 +18,7 @@ pub(super) async fn build(scope: &Scope<'_>) -> Result<(Vec<Table>, Vec<String>)
              FROM model.mart_funnel_daily WHERE {days}"
         )
     };
-    let users = format!(
-        "(SELECT COUNT(*) FROM (SELECT user_id, COUNT(*) FROM model.mart_user_daily \
-         WHERE {days} GROUP BY user_id))"
-    );
+    let users = scope.distinct_users(None);
     let sql = format!(
         "WITH e AS ({events}),
               s AS (SELECT SUM(sessions) AS sessions, SUM(with_purchase) AS buying

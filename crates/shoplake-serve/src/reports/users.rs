@@ -4,13 +4,7 @@
 use super::{ReportError, Scope, Table, store_wide};
 
 pub(super) async fn build(scope: &Scope<'_>) -> Result<(Vec<Table>, Vec<String>), ReportError> {
-    let days = scope.days();
-    let per_user = format!(
-        "SELECT user_id, COUNT(*) AS active_days, SUM(events) AS events, SUM(views) AS views,
-                SUM(carts) AS carts, SUM(purchases) AS purchases, SUM(revenue) AS revenue,
-                COUNT(*) FILTER (WHERE purchases > 0) AS purchase_days
-         FROM model.mart_user_daily WHERE {days} GROUP BY user_id"
-    );
+    let per_user = scope.user_rows();
     let summary = format!(
         "SELECT COUNT(*) AS users,
                 COUNT(*) FILTER (WHERE active_days >= 2) AS active_on_several_days,

@@ -29,11 +29,22 @@ pub async fn lake_of(dir: &Path, files: &[PathBuf]) -> Lake {
 
 /// A lake of generated events: `rows` over `days` days from 2020-04-01.
 pub async fn generated_lake(dir: &Path, rows: u64, days: u32) -> Lake {
+    generated_lake_from(
+        dir,
+        rows,
+        NaiveDate::from_ymd_opt(2020, 4, 1).unwrap(),
+        days,
+    )
+    .await
+}
+
+/// A lake of generated events: `rows` over `days` days from `start`.
+pub async fn generated_lake_from(dir: &Path, rows: u64, start: NaiveDate, days: u32) -> Lake {
     let export = dir.join("events.csv");
     let options = shoplake_ingest::generate::GenerateOptions {
         rows,
         seed: 11,
-        start: NaiveDate::from_ymd_opt(2020, 4, 1).unwrap(),
+        start,
         days,
         gap_day: None,
     };

@@ -437,3 +437,174 @@ async fn the_reports_agree_with_sql_over_clean_events() {
     assert_eq!(ours, codes);
     assert_eq!(ours.len(), 3);
 }
+
+/// Whole months from the month marts, the other days from the day marts: over a lake of
+/// three months (the first and last partial), every kind of range gives the figures of SQL
+/// over `clean.events`; a month mart built from another version of its day mart is not read.
+#[tokio::test]
+async fn ranges_over_months_agree_with_sql_over_clean_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = NaiveDate::from_ymd_opt(2020, 3, 20).unwrap();
+    // 2020-03-20 to 2020-05-08.
+    let lake = generated_lake_from(dir.path(), 30_000, start, 50).await;
+    let plain = plain_session(&lake).await;
+    assert!(
+        scalar(
+            &plain,
+            "SELECT COUNT(DISTINCT month) FROM model.mart_user_monthly"
+        )
+        .await
+            == json!(3.0)
+    );
+    let date = |text: &str| Some(text.parse::<NaiveDate>().unwrap());
+    let ranges = [
+        (None, None),
+        (date("2020-03-25"), date("2020-04-30")),
+        (date("2020-04-01"), date("2020-04-30")),
+        (date("2020-04-10"), date("2020-05-05")),
+    ];
+    for (from, to) in ranges {
+        let params = ReportParams {
+            from,
+            to,
+            limit: Some(5),
+            ..ReportParams::default()
+        };
+        let filter = format!(
+            "event_date BETWEEN DATE '{}' AND DATE '{}'",
+            from.unwrap_or(start),
+            to.unwrap_or(NaiveDate::from_ymd_opt(2020, 5, 8).unwrap())
+        );
+        let f = |what: &str| format!("SELECT {what} FROM clean.events WHERE {filter}");
+        let summary = report_json(&lake, "summary", &params).await;
+        let k = &table(&summary, "kpis")[0];
+        assert_eq!(
+            json!(number(k, "users")),
+            scalar(&plain, &f("COUNT(DISTINCT user_id)")).await,
+            "{filter}"
+        );
+        let funnel = report_json(&lake, "funnel", &params).await;
+        for (step, kind) in [(0, "view"), (1, "cart"), (2, "purchase")] {
+            let users = f(&format!(
+                "COUNT(DISTINCT CASE WHEN event_type = '{kind}' THEN user_id END)"
+            ));
+            let row = &table(&funnel, "period")[step];
+            assert_eq!(
+                json!(number(row, "users")),
+                scalar(&plain, &users).await,
+                "{kind} {filter}"
+            );
+        }
+        // Users: active days and buying days per user, counted here from the events.
+        let per_user = format!(
+            "SELECT user_id, COUNT(DISTINCT event_date) AS days, COUNT(*) AS events,
+                    COUNT(DISTINCT CASE WHEN event_type = 'purchase' THEN event_date END) AS buying
+             FROM clean.events WHERE {filter} GROUP BY user_id"
+        );
+        let users = report_json(&lake, "users", &params).await;
+        let u = &table(&users, "summary")[0];
+        for (column, condition) in [
+            ("active_on_several_days", "days >= 2"),
+            ("buyers", "buying >= 1"),
+            ("returning_buyers", "buying >= 2"),
+        ] {
+            let sql = format!("SELECT COUNT(*) FROM ({per_user}) WHERE {condition}");
+            assert_eq!(
+                json!(number(u, column)),
+                scalar(&plain, &sql).await,
+                "{column} {filter}"
+            );
+        }
+        let top = &table(&users, "most_active")[0];
+        let sql = format!("SELECT MAX(events) FROM ({per_user})");
+        assert_eq!(json!(number(top, "events")), scalar(&plain, &sql).await);
+        // Products and categories add up across the months and days.
+        let products = report_json(&lake, "products", &params).await;
+        let first = &table(&products, "top_viewed")[0];
+        let sql = format!(
+            "SELECT MAX(n) FROM (SELECT product_id, COUNT(*) AS n FROM clean.events
+             WHERE {filter} AND event_type = 'view' GROUP BY product_id)"
+        );
+        assert_eq!(json!(number(first, "views")), scalar(&plain, &sql).await);
+        let brands = report_json(&lake, "brands", &params).await;
+        let sql = f("SUM(CASE WHEN event_type = 'purchase' THEN price ELSE 0 END)");
+        let revenue: f64 = {
+            let all = ReportParams {
+                limit: Some(10_000),
+                ..params.clone()
+            };
+            let brands = report_json(&lake, "brands", &all).await;
+            table(&brands, "by_brand")
+                .iter()
+                .map(|b| number(b, "revenue"))
+                .sum()
+        };
+        assert!(!table(&brands, "by_brand").is_empty());
+        let expected = scalar(&plain, &sql).await.as_f64().unwrap();
+        assert!(
+            (revenue - expected).abs() < 0.005,
+            "{revenue} {expected} {filter}"
+        );
+        // The median price of the busiest category: the middle event's price.
+        let prices = report_json(&lake, "prices", &params).await;
+        let busiest = &table(&prices, "by_category")[0];
+        let code = busiest["category_code"]
+            .as_str()
+            .unwrap()
+            .replace('\'', "''");
+        let sql = format!(
+            "SELECT median(price) FROM clean.events WHERE {filter} AND category_code = '{code}'"
+        );
+        let expected = scalar(&plain, &sql).await.as_f64().unwrap();
+        assert!(
+            (number(busiest, "median_price") - expected).abs() < 0.006,
+            "{busiest} {expected}"
+        );
+    }
+
+    // A month mart that records the day mart's version is read, even when it is wrong...
+    let catalog = SqlCatalog::open(&lake).await.unwrap();
+    let day_mart = shoplake_lake::tables::mart_user_daily();
+    let version = catalog.table(&day_mart).await.unwrap().unwrap().version();
+    let month_mart = shoplake_lake::tables::mart_user_monthly();
+    let april = |commit| {
+        let (lake, month_mart) = (lake.clone(), month_mart.clone());
+        async move {
+            let ctx = SqlCatalog::open(&lake).await.unwrap();
+            // April's rows only, each user's events doubled.
+            let rows = ctx
+                .sql(
+                    "SELECT month, user_id, active_days, purchase_days, events * 2 AS events,
+                            views, carts, removes, purchases, revenue
+                     FROM model.mart_user_monthly WHERE month = DATE '2020-04-01'",
+                )
+                .await
+                .unwrap();
+            shoplake_lake::overwrite::overwrite_table(&lake, &month_mart, rows, commit)
+                .await
+                .unwrap();
+        }
+    };
+    let params = ReportParams {
+        from: date("2020-04-01"),
+        to: date("2020-04-30"),
+        limit: Some(1),
+        ..ReportParams::default()
+    };
+    let truth = report_json(&lake, "users", &params).await;
+    let events = |report: &Value| number(&table(report, "most_active")[0], "events");
+    april(shoplake_lake::built_from::commit_properties(
+        &day_mart, version,
+    ))
+    .await;
+    let doubled = report_json(&lake, "users", &params).await;
+    assert_eq!(events(&doubled), 2.0 * events(&truth));
+    // ...and one built from another version is not: the days are read instead.
+    april(shoplake_lake::built_from::commit_properties(
+        &day_mart,
+        version.map(|v| v - 1),
+    ))
+    .await;
+    let again = report_json(&lake, "users", &params).await;
+    assert_eq!(again, truth);
+}
