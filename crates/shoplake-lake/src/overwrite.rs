@@ -31,17 +31,10 @@ pub async fn overwrite_table(
     commit: CommitProperties,
 ) -> Result<DeltaTable> {
     let name = def.qualified_name();
-    if def.partition_by.is_some() {
-        return Err(LakeError::Inconsistent(format!(
-            "{name} is partitioned; its days are replaced one at a time"
-        )));
-    }
-    let table = lake.load_or_new(def).await?;
+    let (table, mut pool, factory) = open(lake, def).await?;
     let input = conform(def, input)?;
     let task = input.task_ctx();
     let plan = input.create_physical_plan().await?;
-    let mut pool = WriterPool::new(def, &table);
-    let factory = WriterFactory::new(lake, def, &table);
     for mut rows in execute_stream_partitioned(plan, std::sync::Arc::new(task))? {
         let mut writer = factory.writer()?;
         let name = name.clone();
@@ -88,18 +81,11 @@ pub async fn overwrite_table_by_parts(
     commit: CommitProperties,
 ) -> Result<DeltaTable> {
     let name = def.qualified_name();
-    if def.partition_by.is_some() {
-        return Err(LakeError::Inconsistent(format!(
-            "{name} is partitioned; its days are replaced one at a time"
-        )));
-    }
-    let table = lake.load_or_new(def).await?;
+    let (table, mut pool, factory) = open(lake, def).await?;
     let mut inputs = Vec::with_capacity(parts.len());
     for part in parts {
         inputs.push(conform(def, part)?);
     }
-    let mut pool = WriterPool::new(def, &table);
-    let factory = WriterFactory::new(lake, def, &table);
     pool.spawn(|abandoned| async move {
         let mut files = Vec::new();
         for input in inputs {
@@ -135,6 +121,21 @@ pub async fn overwrite_table_by_parts(
     });
     let adds = pool.finish(None).await?;
     commit_overwrite(def, table, adds, commit).await
+}
+
+/// The unpartitioned table `def` as it is (or new), with the pool and the factory of the
+/// writers that replace its content.
+async fn open(lake: &Lake, def: &TableDef) -> Result<(DeltaTable, WriterPool, WriterFactory)> {
+    if def.partition_by.is_some() {
+        return Err(LakeError::Inconsistent(format!(
+            "{} is partitioned; its days are replaced one at a time",
+            def.qualified_name()
+        )));
+    }
+    let table = lake.load_or_new(def).await?;
+    let pool = WriterPool::new(def, &table);
+    let factory = WriterFactory::new(lake, def, &table);
+    Ok((table, pool, factory))
 }
 
 /// Commits `adds` as the whole content of `table`: its files are removed by the same commit.

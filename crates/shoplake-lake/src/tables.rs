@@ -1260,36 +1260,31 @@ pub fn mart_hourly() -> TableDef {
     }
 }
 
-/// `model.mart_product_daily`: each product's events by type, at each price it had that day.
-pub fn mart_product_daily() -> TableDef {
-    let f = "model.fact_user_events";
-    let mut columns = vec![
-        event_date_col(f),
-        col("product_id", DataType::Int64, false, "Product.", f),
+/// The key columns of the product marts after their day or month: the product and the
+/// (category, brand, price) its events carried.
+fn product_key_cols(source: &'static str) -> Vec<ColumnDef> {
+    let text = |name, description| col(name, DataType::Utf8, false, description, source);
+    vec![
+        col("product_id", DataType::Int64, false, "Product.", source),
         col(
             "category_id",
             DataType::Int64,
             false,
             "The events' category id.",
-            f,
+            source,
         ),
-        col(
-            "category_code",
-            DataType::Utf8,
-            false,
-            "The events' category code.",
-            f,
-        ),
-        col(
-            "category_l1",
-            DataType::Utf8,
-            false,
-            "First level of the category code.",
-            f,
-        ),
-        col("brand", DataType::Utf8, false, "The events' brand.", f),
-        col("price", price_type(), false, "The events' price.", f),
-    ];
+        text("category_code", "The events' category code."),
+        text("category_l1", "First level of the category code."),
+        text("brand", "The events' brand."),
+        col("price", price_type(), false, "The events' price.", source),
+    ]
+}
+
+/// `model.mart_product_daily`: each product's events by type, at each price it had that day.
+pub fn mart_product_daily() -> TableDef {
+    let f = "model.fact_user_events";
+    let mut columns = vec![event_date_col(f)];
+    columns.extend(product_key_cols(f));
     columns.extend(mart_counts(f));
     TableDef {
         layer: "model",
@@ -1366,33 +1361,8 @@ pub fn mart_user_monthly() -> TableDef {
 /// the days of `model.mart_product_daily`.
 pub fn mart_product_monthly() -> TableDef {
     let p = "model.mart_product_daily";
-    let mut columns = vec![
-        month_col(p),
-        col("product_id", DataType::Int64, false, "Product.", p),
-        col(
-            "category_id",
-            DataType::Int64,
-            false,
-            "The events' category id.",
-            p,
-        ),
-        col(
-            "category_code",
-            DataType::Utf8,
-            false,
-            "The events' category code.",
-            p,
-        ),
-        col(
-            "category_l1",
-            DataType::Utf8,
-            false,
-            "First level of the category code.",
-            p,
-        ),
-        col("brand", DataType::Utf8, false, "The events' brand.", p),
-        col("price", price_type(), false, "The events' price.", p),
-    ];
+    let mut columns = vec![month_col(p)];
+    columns.extend(product_key_cols(p));
     columns.extend(mart_counts(p));
     TableDef {
         layer: "model",

@@ -247,8 +247,7 @@ impl Scope<'_> {
         let monthly = split.month_filter().map(|months| {
             format!("SELECT {USER_COLUMNS} FROM model.mart_user_monthly WHERE {months}")
         });
-        if split.spans.is_empty()
-            && split.months.len() == 1
+        if split.is_one_month()
             && let Some(one_month) = monthly
         {
             // A user is one row a month.
@@ -281,8 +280,7 @@ impl Scope<'_> {
         let monthly = split.month_filter().map(|months| {
             format!("SELECT user_id FROM model.mart_user_monthly WHERE {months}{and}")
         });
-        if split.spans.is_empty()
-            && split.months.len() == 1
+        if split.is_one_month()
             && let Some(one_month) = monthly
         {
             return format!("(SELECT COUNT(*) FROM ({one_month}))");

@@ -59,6 +59,11 @@ impl Split {
         split
     }
 
+    /// The range is one month read whole from the month mart (where a user is one row).
+    pub fn is_one_month(&self) -> bool {
+        self.spans.is_empty() && self.months.len() == 1
+    }
+
     /// `month IN (...)` for the months, `None` when there are none.
     pub fn month_filter(&self) -> Option<String> {
         (!self.months.is_empty()).then(|| {
