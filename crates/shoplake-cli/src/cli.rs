@@ -87,8 +87,11 @@ pub enum Command {
     /// name, lists them and what each answers.
     Report(ReportArgs),
     /// Serve the dashboard (a page with charts), the reports' JSON API, /healthz and
-    /// /metrics over HTTP, on loopback unless told otherwise.
+    /// /metrics over HTTP, and with --pg the lake over the PostgreSQL protocol (read-only),
+    /// on loopback unless told otherwise.
     Serve(ServeArgs),
+    /// The users file of `serve`: logins and their roles.
+    Users(UsersArgs),
     /// Show every table (version, partitions, rows, last update) and the latest runs.
     Status(StatusArgs),
     /// Write the data dictionary (docs/data_dictionary.md) from the table definitions.
@@ -337,9 +340,70 @@ pub enum ReportOutput {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Where the dashboard and the API listen (anything but loopback needs --token).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
-    pub listen: std::net::SocketAddr,
+    /// Default: 127.0.0.1:8080, unless only --pg is given
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
     /// The token every request must carry (Authorization: Bearer TOKEN, or ?token= on the page).
     #[arg(long, env = "SHOPLAKE_SERVE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Also answer the PostgreSQL wire protocol here (psql, BI tools, notebooks), read-only:
+    /// e.g. 127.0.0.1:5433
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub pg: Option<std::net::SocketAddr>,
+    /// The users file (`shoplake users add` writes it): PostgreSQL logins by SCRAM-SHA-256,
+    /// each with a role. Without it, only loopback is served, everyone as an engineer
+    #[arg(long, value_name = "FILE", env = "SHOPLAKE_USERS")]
+    pub users: Option<PathBuf>,
+    /// The most PostgreSQL connections served at once
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub pg_max_connections: usize,
+    /// The longest a statement may run (clients may lower it with SET statement_timeout)
+    #[arg(long, default_value = "5min", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub pg_statement_timeout: std::time::Duration,
+    /// The most rows a result may send (a larger one ends with an error, SQLSTATE 54000)
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub pg_max_rows: u64,
+}
+
+/// `shoplake users`.
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+/// The `users` verbs.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user (or replace one's role and password) in the users file. The password is
+    /// read from the first line of standard input; the file keeps only its SCRAM-SHA-256
+    /// verifier.
+    Add {
+        /// The user's login name.
+        name: String,
+        /// The role: analyst (the model layer and the reports), engineer (every layer), or
+        /// one the file defines under [roles.NAME].
+        #[arg(long)]
+        role: String,
+        /// The users file (created when missing).
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "SHOPLAKE_USERS",
+            default_value = "users.toml"
+        )]
+        file: PathBuf,
+    },
+    /// List the users of the users file and their roles.
+    List {
+        /// The users file.
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "SHOPLAKE_USERS",
+            default_value = "users.toml"
+        )]
+        file: PathBuf,
+    },
 }

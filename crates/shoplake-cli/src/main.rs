@@ -144,6 +144,9 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
     if let Command::Docs(args) = &cli.command {
         return commands::docs::run(args);
     }
+    if let Command::Users(args) = &cli.command {
+        return commands::users::run(args);
+    }
     let settings = Settings::resolve(&cli).map_err(usage)?;
     if let Command::Convert(args) = &cli.command {
         return commands::convert::run(args, &settings, cli.quiet);
@@ -164,7 +167,7 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Profile(args) => commands::profile::run(&lake, args, &bars).await,
         Command::Report(args) => commands::report::run(&lake, args).await,
         Command::Serve(args) => commands::serve::run(lake, args).await,
-        Command::Generate(_) | Command::Docs(_) | Command::Convert(_) => {
+        Command::Generate(_) | Command::Docs(_) | Command::Convert(_) | Command::Users(_) => {
             unreachable!("handled above")
         }
     }

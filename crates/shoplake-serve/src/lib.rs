@@ -6,8 +6,12 @@
 //!   filters. `shoplake report` and the JSON API call the same code, so they cannot disagree.
 //! - [`http`]: `shoplake serve`: the dashboard (a page with Apache ECharts, embedded in the
 //!   binary), the JSON API of every report, `/healthz` and Prometheus `/metrics`.
+//! - [`pg`]: `shoplake serve --pg`: the lake over the PostgreSQL wire protocol, read-only,
+//!   with [`users`] and their roles.
 
 #![deny(missing_docs)]
 
 pub mod http;
+pub mod pg;
 pub mod reports;
+pub mod users;

@@ -39,31 +39,7 @@ impl SqlCatalog {
     /// A session over `lake` where each table is read at its latest version when first named.
     pub async fn open(lake: &Lake) -> Result<Self> {
         let ctx = crate::session(lake);
-        let catalog = ctx
-            .catalog("datafusion")
-            .ok_or_else(|| LakeError::Inconsistent("default catalog missing".into()))?;
-        let tables: Vec<Arc<LazyTable>> = tables::all()
-            .into_iter()
-            .map(|def| {
-                Arc::new(LazyTable {
-                    def,
-                    loaded: OnceCell::new(),
-                })
-            })
-            .collect();
-        for layer in LAYERS {
-            let schema = LayerSchema {
-                lake: lake.clone(),
-                runtime: ctx.runtime_env(),
-                tables: tables
-                    .iter()
-                    .filter(|t| t.def.layer == layer)
-                    .map(|t| (t.def.name.to_string(), t.clone()))
-                    .collect(),
-                replaced: Mutex::new(HashMap::new()),
-            };
-            catalog.register_schema(layer, Arc::new(schema))?;
-        }
+        let tables = register_lake(&ctx, lake, &|_| true)?;
         Ok(SqlCatalog {
             ctx,
             tables,
@@ -105,6 +81,57 @@ impl SqlCatalog {
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
         plan_read_only(&self.ctx, sql).await
     }
+}
+
+/// Registers the lake's layers in `ctx` (its default catalog), with only the tables `visible`
+/// accepts, each read at its latest version the first time a statement names it; a layer with
+/// no visible table is not registered. Registering again replaces the layers, so statements
+/// planned after it read the lake as it is then (the servers do it before every statement).
+pub fn register_visible_tables(
+    ctx: &SessionContext,
+    lake: &Lake,
+    visible: &dyn Fn(&TableDef) -> bool,
+) -> Result<()> {
+    register_lake(ctx, lake, visible).map(|_| ())
+}
+
+fn register_lake(
+    ctx: &SessionContext,
+    lake: &Lake,
+    visible: &dyn Fn(&TableDef) -> bool,
+) -> Result<Vec<Arc<LazyTable>>> {
+    let catalog = ctx
+        .catalog(&ctx.state().config().options().catalog.default_catalog)
+        .ok_or_else(|| LakeError::Inconsistent("default catalog missing".into()))?;
+    let tables: Vec<Arc<LazyTable>> = tables::all()
+        .into_iter()
+        .filter(|def| visible(def))
+        .map(|def| {
+            Arc::new(LazyTable {
+                def,
+                loaded: OnceCell::new(),
+            })
+        })
+        .collect();
+    for layer in LAYERS {
+        let layer_tables: HashMap<String, Arc<LazyTable>> = tables
+            .iter()
+            .filter(|t| t.def.layer == layer)
+            .map(|t| (t.def.name.to_string(), t.clone()))
+            .collect();
+        if layer_tables.is_empty() {
+            catalog.deregister_schema(layer, true)?;
+            continue;
+        }
+        let schema = LayerSchema {
+            lake: lake.clone(),
+            runtime: ctx.runtime_env(),
+            tables: layer_tables,
+            replaced: Mutex::new(HashMap::new()),
+        };
+        catalog.register_schema(layer, Arc::new(schema))?;
+    }
+    Ok(tables)
 }
 
 /// A lake table, read from the lake the first time it is asked for.

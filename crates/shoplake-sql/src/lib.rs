@@ -34,7 +34,7 @@ pub mod provider;
 pub mod session;
 pub mod stats_counts;
 
-pub use catalog::SqlCatalog;
+pub use catalog::{SqlCatalog, register_visible_tables};
 pub use error::{Result, SqlError};
 pub use policy::read_only_sql_options;
 pub use session::session;

@@ -1,0 +1,383 @@
+//! `shoplake serve --pg` with the clients people use: psql (listing tables, describing one,
+//! a query, `\copy (...) to` a file), JDBC (the driver under Metabase, Tableau and DBeaver),
+//! psycopg and pandas, and `shoplake users add` writing the users file that
+//! `serve --users` checks logins against. Figures are compared with `shoplake query`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shoplake"));
+    c.env_remove("SHOPLAKE_LAKE")
+        .env_remove("SHOPLAKE_CONFIG")
+        .env_remove("SHOPLAKE_SERVE_TOKEN")
+        .env_remove("SHOPLAKE_USERS")
+        .env("SHOPLAKE_LOG", "off");
+    c
+}
+
+fn ok(lake: &Path, args: &[&str]) -> String {
+    let out = bin().arg("--lake").arg(lake).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "shoplake {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn small_lake(dir: &Path) -> PathBuf {
+    let lake = dir.join("lake");
+    let export = dir.join("days.csv.gz");
+    let out = bin()
+        .args([
+            "generate", "--rows", "5000", "--days", "3", "--seed", "7", "--out",
+        ])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&lake, &["ingest", export.to_str().unwrap()]);
+    ok(&lake, &["run"]);
+    lake
+}
+
+/// A running `serve`, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `serve` with `args`; the PostgreSQL port it printed.
+fn serve(lake: &Path, args: &[&str]) -> (Server, u16, BufReader<std::process::ChildStdout>) {
+    let mut child = bin()
+        .arg("--lake")
+        .arg(lake)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let server = Server(child);
+    let mut port = None;
+    for _ in 0..5 {
+        let mut line = String::new();
+        lines.read_line(&mut line).unwrap();
+        if let Some(rest) = line.trim().strip_prefix("postgres:  postgresql://") {
+            let addr = rest.split('/').next().unwrap();
+            port = Some(addr.rsplit(':').next().unwrap().parse().unwrap());
+            break;
+        }
+    }
+    (
+        server,
+        port.expect("serve printed no postgres address"),
+        lines,
+    )
+}
+
+fn psql(port: u16, user: &str, password: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut c = Command::new("psql");
+    c.args([
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        user,
+        "-d",
+        "lake",
+    ])
+    .arg("-p")
+    .arg(port.to_string())
+    .args(args)
+    .env_remove("PGPASSWORD")
+    .env("PGCONNECT_TIMEOUT", "10")
+    .env("PGSSLMODE", "disable");
+    if let Some(password) = password {
+        c.env("PGPASSWORD", password);
+    }
+    c.output().unwrap()
+}
+
+fn psql_ok(port: u16, user: &str, password: Option<&str>, args: &[&str]) -> String {
+    let out = psql(port, user, password, args);
+    assert!(
+        out.status.success(),
+        "psql {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn have_psql() -> bool {
+    Command::new("psql")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn psql_lists_describes_queries_and_copies() {
+    if !have_psql() {
+        // .ci/run installs postgresql-client; a machine without psql cannot run this.
+        panic!("psql is required for this test (Debian package postgresql-client)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path());
+    let (_server, port, _lines) = serve(&lake, &["--pg", "127.0.0.1:0"]);
+
+    let listing = psql_ok(port, "me", None, &["-c", "\\dt model.*"]);
+    for table in ["fact_user_events", "dim_products", "mart_funnel_daily"] {
+        assert!(listing.contains(table), "{table} not in {listing}");
+    }
+    let described = psql_ok(port, "me", None, &["-c", "\\d model.fact_user_events"]);
+    for column in ["user_id", "event_type", "price", "event_date"] {
+        assert!(described.contains(column), "{column} not in {described}");
+    }
+
+    let sql = "SELECT event_type, count(*) AS n FROM model.fact_user_events GROUP BY event_type ORDER BY event_type";
+    let through_pg = psql_ok(port, "me", None, &["-A", "-t", "-F", ",", "-c", sql]);
+    let through_query = ok(&lake, &["query", "-q", "-f", "csv", sql]);
+    let expected: Vec<&str> = through_query.lines().skip(1).collect();
+    let got: Vec<&str> = through_pg.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(got, expected);
+
+    let copied = dir.path().join("copied.csv");
+    psql_ok(
+        port,
+        "me",
+        None,
+        &[
+            "-c",
+            &format!("\\copy ({sql}) to '{}' with csv header", copied.display()),
+        ],
+    );
+    let text = std::fs::read_to_string(&copied).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("event_type,n"));
+    assert_eq!(lines.collect::<Vec<_>>(), expected);
+
+    // A refused statement is an error with its SQLSTATE, and psql says so.
+    let out = psql(
+        port,
+        "me",
+        None,
+        &["-c", "DROP TABLE model.fact_user_events"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
+}
+
+#[test]
+fn users_add_writes_logins_that_serve_checks() {
+    if !have_psql() {
+        panic!("psql is required for this test (Debian package postgresql-client)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path());
+    let users = dir.path().join("users.toml");
+    for (name, role, password) in [("ana", "analyst", "ana pw"), ("eve", "engineer", "eve pw")] {
+        shoplake_users_add(&users, name, role, password);
+    }
+    let text = std::fs::read_to_string(&users).unwrap();
+    assert!(text.contains("SCRAM-SHA-256$4096:") && !text.contains("ana pw"));
+    let listed = bin()
+        .args(["users", "list", "--file"])
+        .arg(&users)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains("ana\tanalyst\tmodel.*"), "{listed}");
+
+    // Without a users file, only loopback is served.
+    let out = bin()
+        .arg("--lake")
+        .arg(&lake)
+        .args(["serve", "--pg", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("users file"));
+
+    let users_arg = users.to_str().unwrap();
+    let (_server, port, _lines) = serve(&lake, &["--pg", "127.0.0.1:0", "--users", users_arg]);
+    let out = psql(port, "ana", Some("wrong"), &["-c", "SELECT 1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let analyst = psql_ok(port, "ana", Some("ana pw"), &["-c", "\\dt *.*"]);
+    assert!(analyst.contains("fact_user_events"));
+    assert!(!analyst.contains(" raw "), "{analyst}");
+    let engineer = psql_ok(port, "eve", Some("eve pw"), &["-c", "\\dt raw.*"]);
+    assert!(engineer.contains("events"), "{engineer}");
+}
+
+/// `model.fact_user_events` rows of one event type, through `shoplake query`.
+fn count_of(lake: &Path, event_type: &str) -> u64 {
+    let sql = format!(
+        "SELECT count(*) AS n FROM model.fact_user_events WHERE event_type = '{event_type}'"
+    );
+    let csv = ok(lake, &["query", "-q", "-f", "csv", &sql]);
+    csv.lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+const JDBC_JAR: &str = "/usr/share/java/postgresql.jar";
+
+#[test]
+fn jdbc_lists_tables_and_columns_and_runs_a_prepared_statement() {
+    assert!(
+        Path::new(JDBC_JAR).exists(),
+        "the JDBC test needs Debian's libpostgresql-jdbc-java ({JDBC_JAR}) and a JDK: .ci/run installs them"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path());
+    let users = dir.path().join("users.toml");
+    shoplake_users_add(&users, "ana", "analyst", "ana pw");
+
+    // Compiled here, with the machine's JDK.
+    let classes = dir.path().join("classes");
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/LakeClient.java");
+    let javac = Command::new("javac")
+        .arg("-d")
+        .arg(&classes)
+        .arg(&source)
+        .output()
+        .expect("javac (a JDK) is required");
+    assert!(
+        javac.status.success(),
+        "{}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+
+    let (_server, port, _lines) = serve(
+        &lake,
+        &["--pg", "127.0.0.1:0", "--users", users.to_str().unwrap()],
+    );
+    let url = format!("jdbc:postgresql://127.0.0.1:{port}/lake?sslmode=disable&connectTimeout=10");
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{JDBC_JAR}:{}", classes.display()))
+        .args(["LakeClient", &url, "ana", "ana pw"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split('\t').collect()).collect();
+    let product = &lines.iter().find(|l| l[0] == "product").unwrap()[1];
+    assert!(product.starts_with("PostgreSQL 16."), "{product}");
+    let tables: Vec<&str> = lines
+        .iter()
+        .filter(|l| l[0] == "table")
+        .map(|l| l[1])
+        .collect();
+    for table in [
+        "model.fact_user_events",
+        "model.dim_products",
+        "model.mart_funnel_daily",
+    ] {
+        assert!(tables.contains(&table), "{table} not in {tables:?}");
+    }
+    let columns: Vec<&str> = lines
+        .iter()
+        .filter(|l| l[0] == "column")
+        .map(|l| l[1])
+        .collect();
+    for column in ["user_id", "event_type", "price", "event_date"] {
+        assert!(columns.contains(&column), "{column} not in {columns:?}");
+    }
+    for event_type in ["view", "purchase"] {
+        let line = lines
+            .iter()
+            .find(|l| l[0] == "count" && l[1] == event_type)
+            .unwrap();
+        assert_eq!(line[2].parse::<u64>().unwrap(), count_of(&lake, event_type));
+    }
+}
+
+/// The Python that has psycopg and pandas: `SHOPLAKE_CLIENTS_PYTHON`, or the venv `.ci/run`
+/// makes.
+fn clients_python() -> PathBuf {
+    std::env::var_os("SHOPLAKE_CLIENTS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/shoplake/clients-venv/bin/python")
+        })
+}
+
+#[test]
+fn psycopg_binds_a_parameter_and_pandas_reads_a_query() {
+    let python = clients_python();
+    assert!(
+        python.exists(),
+        "the psycopg test needs a Python with psycopg and pandas at {} (.ci/run makes it from crates/shoplake-cli/tests/clients/requirements.txt)",
+        python.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path());
+    let (_server, port, _lines) = serve(&lake, &["--pg", "127.0.0.1:0"]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/lake_client.py");
+    let dsn = format!(
+        "host=127.0.0.1 port={port} dbname=lake user=notebook sslmode=disable connect_timeout=10"
+    );
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&dsn)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(answer["views"].as_u64().unwrap(), count_of(&lake, "view"));
+    assert!(
+        answer["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("PostgreSQL 16.")
+    );
+    assert!(answer["server_version"].as_u64().unwrap() >= 160000);
+    for event_type in ["view", "cart", "purchase"] {
+        assert_eq!(
+            answer["by_type"][event_type].as_u64().unwrap(),
+            count_of(&lake, event_type),
+            "{event_type}"
+        );
+    }
+}
+
+fn shoplake_users_add(file: &Path, name: &str, role: &str, password: &str) {
+    let mut child = bin()
+        .args(["users", "add", name, "--role", role, "--file"])
+        .arg(file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+}
