@@ -164,6 +164,18 @@ pub(crate) fn engine_error(e: DataFusionError) -> PgWireError {
     user_error(error(code, message))
 }
 
+/// An error of datafusion-postgres's own execution: an engine error gets its SQLSTATE as in
+/// [`engine_error`] (datafusion-postgres reports every engine error as XX000).
+fn from_inner(e: PgWireError) -> PgWireError {
+    match e {
+        PgWireError::ApiError(inner) => match inner.downcast::<DataFusionError>() {
+            Ok(df) => engine_error(*df),
+            Err(other) => PgWireError::ApiError(other),
+        },
+        other => other,
+    }
+}
+
 fn timed_out() -> PgWireError {
     user_error(error(
         "57014",
@@ -441,13 +453,7 @@ impl QueryParser for Parser {
             .query_parser()
             .parse_sql(client, sql, types)
             .await
-            .map_err(|e| match e {
-                PgWireError::ApiError(inner) => match inner.downcast::<DataFusionError>() {
-                    Ok(df) => engine_error(*df),
-                    Err(other) => PgWireError::ApiError(other),
-                },
-                other => other,
-            })?;
+            .map_err(from_inner)?;
         if planned && let Some((_, Some((_, plan)))) = &parsed {
             check_read_only(plan)?;
         }
@@ -513,13 +519,7 @@ impl ExtendedQueryHandler for Extended {
         )
         .await
         .map_err(|_| timed_out())?
-        .map_err(|e| match e {
-            PgWireError::ApiError(inner) => match inner.downcast::<DataFusionError>() {
-                Ok(df) => engine_error(*df),
-                Err(other) => PgWireError::ApiError(other),
-            },
-            other => other,
-        })?;
+        .map_err(from_inner)?;
         Ok(bound_response(
             response,
             deadline,
