@@ -23,7 +23,7 @@ fi
 
 want="$(sha256sum "$REQ" | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
-if [ "$want" = "$have" ] && "$VENV/bin/python" -c 'import duckdb, polars, pyarrow, pyspark' 2>/dev/null; then
+if [ "$want" = "$have" ] && "$VENV/bin/python" -c 'import duckdb, polars, pyarrow, pyspark, psycopg' 2>/dev/null; then
   echo "setup: pinned packages already installed (requirements.txt unchanged)"
 else
   echo "setup: installing pinned packages from $REQ"

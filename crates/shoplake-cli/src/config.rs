@@ -23,6 +23,49 @@ pub struct FileConfig {
     /// Quality checks (`builtin_checks`, `[[checks]]`).
     #[serde(flatten)]
     pub checks: ChecksConfig,
+    /// `shoplake serve`'s settings (`[serve]`).
+    #[serde(default)]
+    pub serve: ServeConfig,
+}
+
+/// `[serve]` in shoplake.toml: what `shoplake serve` does when its flags do not say.
+/// Paths are relative to the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The dashboard's address.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The PostgreSQL endpoint's address.
+    pub pg: Option<std::net::SocketAddr>,
+    /// The users file.
+    pub users: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The most PostgreSQL connections at once.
+    pub pg_max_connections: Option<usize>,
+    /// The longest a statement may run, e.g. "5min".
+    pub pg_statement_timeout: Option<String>,
+    /// The most rows a result may send.
+    pub pg_max_rows: Option<u64>,
+    /// The engine memory of one connection, e.g. "2GiB".
+    pub pg_memory_per_connection: Option<String>,
+}
+
+impl ServeConfig {
+    /// Makes relative paths relative to `base` (the config file's directory).
+    fn anchored(mut self, base: &Path) -> ServeConfig {
+        for path in [&mut self.users, &mut self.tls_cert, &mut self.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+        self
+    }
 }
 
 /// Resolved settings.
@@ -36,16 +79,23 @@ pub struct Settings {
     pub checks: Vec<Check>,
     /// The cleaning rules' settings.
     pub rules: RuleOptions,
+    /// `[serve]`, paths resolved.
+    pub serve: ServeConfig,
 }
 
 impl Settings {
     /// Resolves settings from the command line, environment and config file.
     pub fn resolve(cli: &Cli) -> Result<Settings> {
-        let file = match &cli.config {
-            Some(path) => load(path)?,
-            None if Path::new("shoplake.toml").exists() => load(Path::new("shoplake.toml"))?,
-            None => FileConfig::default(),
+        let path = match &cli.config {
+            Some(path) => Some(path.as_path()),
+            None if Path::new("shoplake.toml").exists() => Some(Path::new("shoplake.toml")),
+            None => None,
         };
+        let file = path.map(load).transpose()?.unwrap_or_default();
+        let base = path
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let lake = cli
             .lake
             .clone()
@@ -61,6 +111,7 @@ impl Settings {
             memory_limit,
             checks,
             rules: file.rules,
+            serve: file.serve.anchored(base),
         })
     }
 }
@@ -71,7 +122,7 @@ fn load(path: &Path) -> Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
 }
 
-/// Parses `2GiB`, `512MiB`, `1.5G`, `1000000` (bytes).
+/// Parses `2GiB`, `512MiB`, `1.5G`, `1000000` (bytes): a memory limit, at least 64 MiB.
 pub fn parse_size(text: &str) -> Result<usize> {
     let t = text.trim();
     let split = t
@@ -117,5 +168,21 @@ mod tests {
         assert!(parse_size("12").is_err());
         assert!(parse_size("lots").is_err());
         assert!(parse_size("3TiB").is_err());
+    }
+
+    #[test]
+    fn serve_section_reads_and_anchors_paths_to_the_config_file() {
+        let file: FileConfig = toml::from_str(
+            "[serve]\npg = \"127.0.0.1:5433\"\nusers = \"users.toml\"\ntls_cert = \"/etc/ssl/c.pem\"\npg_statement_timeout = \"30s\"\npg_max_rows = 10\n",
+        )
+        .unwrap();
+        let serve = file.serve.anchored(Path::new("/srv/shop"));
+        assert_eq!(serve.pg, Some("127.0.0.1:5433".parse().unwrap()));
+        assert_eq!(serve.users, Some(PathBuf::from("/srv/shop/users.toml")));
+        assert_eq!(serve.tls_cert, Some(PathBuf::from("/etc/ssl/c.pem")));
+        assert_eq!(serve.pg_statement_timeout.as_deref(), Some("30s"));
+        assert_eq!(serve.pg_max_rows, Some(10));
+        let e = toml::from_str::<FileConfig>("[serve]\nport = 1\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `port`"), "{e}");
     }
 }

@@ -166,7 +166,7 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Status(args) => commands::status::run(&lake, args).await,
         Command::Profile(args) => commands::profile::run(&lake, args, &bars).await,
         Command::Report(args) => commands::report::run(&lake, args).await,
-        Command::Serve(args) => commands::serve::run(lake, args).await,
+        Command::Serve(args) => commands::serve::run(lake, &settings, args).await,
         Command::Generate(_) | Command::Docs(_) | Command::Convert(_) | Command::Users(_) => {
             unreachable!("handled above")
         }

@@ -1,51 +1,20 @@
 //! `shoplake report` and `shoplake serve` as a user runs them: the report command's listing,
 //! outputs and usage errors, and the dashboard in headless Chromium (Debian's `chromium`,
 //! driven by playwright-core from npm: `.ci/run` installs both), whose KPI tiles must show
-//! the API's figures before and after a date filter. The screenshot is kept in the test's
+//! the API's figures before and after a date filter, for a user of the users file who logs
+//! in. The screenshot is kept in the test's
 //! temporary target directory (`dashboard.png`).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoplake"));
-    c.env_remove("SHOPLAKE_LAKE")
-        .env_remove("SHOPLAKE_CONFIG")
-        .env_remove("SHOPLAKE_SERVE_TOKEN")
-        .env("SHOPLAKE_LOG", "off");
-    c
-}
-
-fn ok(lake: &Path, args: &[&str]) -> String {
-    let out = bin().arg("--lake").arg(lake).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "shoplake {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::*;
 
 /// A lake of a week of generated events.
 fn week_lake(dir: &Path) -> PathBuf {
-    let lake = dir.join("lake");
-    let export = dir.join("week.csv.gz");
-    let out = bin()
-        .args([
-            "generate", "--rows", "30000", "--days", "7", "--seed", "5", "--out",
-        ])
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ok(&lake, &["ingest", export.to_str().unwrap()]);
-    ok(&lake, &["run"]);
-    lake
+    generated_lake(dir, 30000, 7, 5)
 }
 
 #[test]
@@ -134,16 +103,6 @@ fn the_report_command_lists_prints_and_refuses() {
     }
 }
 
-/// Stops the server when the test ends, whatever happens.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_dashboard_shows_the_api_s_figures_in_a_browser() {
     let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
@@ -166,10 +125,21 @@ fn the_dashboard_shows_the_api_s_figures_in_a_browser() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
 
+    // The analysts of the users file log in, by the browser's own prompt (HTTP Basic).
+    let users = dir.path().join("users.toml");
+    let mut add = bin()
+        .args(["users", "add", "ana", "--role", "analyst", "--file"])
+        .arg(&users)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"ana: pw\n").unwrap();
+    assert!(add.wait().unwrap().success());
     let mut child = bin()
         .arg("--lake")
         .arg(&lake)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--users"])
+        .arg(&users)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -180,16 +150,18 @@ fn the_dashboard_shows_the_api_s_figures_in_a_browser() {
     let mut lines = BufReader::new(stdout);
     lines.read_line(&mut first).unwrap();
     let url = first
-        .trim()
         .strip_prefix("dashboard: ")
+        .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in {first:?}"))
         .to_string();
+    assert!(first.contains("log in"), "{first}");
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let run = Command::new("node")
         .arg(browser_dir.join("dashboard.mjs"))
         .args([url.as_str(), "2020-04-02", "2020-04-03"])
         .arg(&screenshot)
         .env("CHROMIUM", &chromium)
+        .env("DASHBOARD_LOGIN", "ana:ana: pw")
         .output()
         .unwrap();
     drop(server);

@@ -1,67 +1,35 @@
 //! `shoplake serve --pg` with the clients people use: psql (listing tables, describing one,
 //! a query, `\copy (...) to` a file), JDBC (the driver under Metabase, Tableau and DBeaver),
 //! psycopg and pandas, and `shoplake users add` writing the users file that
-//! `serve --users` checks logins against. Figures are compared with `shoplake query`.
+//! `serve --users` checks logins against, TLS (`sslmode=verify-full`) and the `[serve]` section
+//! of the config file. Figures are compared with `shoplake query`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoplake"));
-    c.env_remove("SHOPLAKE_LAKE")
-        .env_remove("SHOPLAKE_CONFIG")
-        .env_remove("SHOPLAKE_SERVE_TOKEN")
-        .env_remove("SHOPLAKE_USERS")
-        .env("SHOPLAKE_LOG", "off");
-    c
-}
-
-fn ok(lake: &Path, args: &[&str]) -> String {
-    let out = bin().arg("--lake").arg(lake).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "shoplake {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::*;
 
 fn small_lake(dir: &Path) -> PathBuf {
-    let lake = dir.join("lake");
-    let export = dir.join("days.csv.gz");
-    let out = bin()
-        .args([
-            "generate", "--rows", "5000", "--days", "3", "--seed", "7", "--out",
-        ])
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ok(&lake, &["ingest", export.to_str().unwrap()]);
-    ok(&lake, &["run"]);
-    lake
-}
-
-/// A running `serve`, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    generated_lake(dir, 5000, 3, 7)
 }
 
 /// Starts `serve` with `args`; the PostgreSQL port it printed.
 fn serve(lake: &Path, args: &[&str]) -> (Server, u16, BufReader<std::process::ChildStdout>) {
+    serve_with(lake, &[], args)
+}
+
+/// Starts `shoplake GLOBAL... serve ARGS...`; the PostgreSQL port it printed.
+fn serve_with(
+    lake: &Path,
+    global: &[&str],
+    args: &[&str],
+) -> (Server, u16, BufReader<std::process::ChildStdout>) {
     let mut child = bin()
         .arg("--lake")
         .arg(lake)
+        .args(global)
         .arg("serve")
         .args(args)
         .stdout(Stdio::piped())
@@ -87,6 +55,17 @@ fn serve(lake: &Path, args: &[&str]) -> (Server, u16, BufReader<std::process::Ch
 }
 
 fn psql(port: u16, user: &str, password: Option<&str>, args: &[&str]) -> std::process::Output {
+    psql_with(port, user, password, &[("PGSSLMODE", "disable")], args)
+}
+
+/// psql with `env` (e.g. `PGSSLMODE`) set.
+fn psql_with(
+    port: u16,
+    user: &str,
+    password: Option<&str>,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
     let mut c = Command::new("psql");
     c.args([
         "-X",
@@ -103,8 +82,9 @@ fn psql(port: u16, user: &str, password: Option<&str>, args: &[&str]) -> std::pr
     .arg(port.to_string())
     .args(args)
     .env_remove("PGPASSWORD")
+    .env_remove("PGSSLROOTCERT")
     .env("PGCONNECT_TIMEOUT", "10")
-    .env("PGSSLMODE", "disable");
+    .envs(env.iter().copied());
     if let Some(password) = password {
         c.env("PGPASSWORD", password);
     }
@@ -226,6 +206,144 @@ fn users_add_writes_logins_that_serve_checks() {
     assert!(!analyst.contains(" raw "), "{analyst}");
     let engineer = psql_ok(port, "eve", Some("eve pw"), &["-c", "\\dt raw.*"]);
     assert!(engineer.contains("events"), "{engineer}");
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, by the machine's openssl.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl) makes the test certificate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+#[test]
+fn serve_section_of_the_config_gives_tls_users_and_limits() {
+    if !have_psql() {
+        panic!("psql is required for this test (Debian package postgresql-client)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path());
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    let (cert, _key) = self_signed(&conf);
+    shoplake_users_add(&conf.join("users.toml"), "ana", "analyst", "ana pw");
+    // Relative paths are relative to the config file, wherever serve is started.
+    let config = conf.join("shoplake.toml");
+    std::fs::write(
+        &config,
+        "[serve]\npg = \"127.0.0.1:0\"\nusers = \"users.toml\"\ntls_cert = \"server.crt\"\ntls_key = \"server.key\"\npg_max_rows = 5\npg_statement_timeout = \"1min\"\n",
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let (_server, port, _lines) = serve_with(&lake, &["--config", config_arg], &[]);
+
+    // TLS, with the certificate verified against the host name.
+    let verified = [
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", cert.to_str().unwrap()),
+    ];
+    let info = psql_with(
+        port,
+        "ana",
+        Some("ana pw"),
+        &verified,
+        &["-c", "\\conninfo"],
+    );
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.status.success() && text.contains("SSL connection (protocol: TLSv1.3"),
+        "{text}{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let sql = "SELECT count(*) FROM model.fact_user_events";
+    let n = psql_with(port, "ana", Some("ana pw"), &verified, &["-At", "-c", sql]);
+    assert_eq!(
+        String::from_utf8_lossy(&n.stdout).trim(),
+        ok(&lake, &["query", "-q", "-f", "csv", sql])
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+    );
+    // sslmode=require (encrypted, certificate not checked) works too; loopback may go without.
+    let require = [("PGSSLMODE", "require")];
+    assert!(
+        psql_with(port, "ana", Some("ana pw"), &require, &["-c", "SELECT 1"])
+            .status
+            .success()
+    );
+    assert!(
+        psql(port, "ana", Some("ana pw"), &["-c", "SELECT 1"])
+            .status
+            .success()
+    );
+    // The users file of the config: a wrong password fails; its row limit holds.
+    assert!(
+        !psql_with(port, "ana", Some("x"), &require, &["-c", "SELECT 1"])
+            .status
+            .success()
+    );
+    let many = psql_with(
+        port,
+        "ana",
+        Some("ana pw"),
+        &require,
+        &["-c", "SELECT * FROM model.fact_user_events"],
+    );
+    assert!(!many.status.success());
+    let err = String::from_utf8_lossy(&many.stderr);
+    assert!(err.contains("5 rows"), "{err}");
+
+    // A key without its certificate, or a certificate that is not one, stops serve at once.
+    let out = bin()
+        .arg("--lake")
+        .arg(&lake)
+        .args(["serve", "--pg", "127.0.0.1:0", "--tls-key"])
+        .arg(conf.join("server.key"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"));
+    let out = bin()
+        .arg("--lake")
+        .arg(&lake)
+        .args(["serve", "--pg", "127.0.0.1:0", "--tls-cert"])
+        .arg(conf.join("users.toml"))
+        .arg("--tls-key")
+        .arg(conf.join("server.key"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TLS certificate") && err.contains("users.toml"),
+        "{err}"
+    );
 }
 
 /// `model.fact_user_events` rows of one event type, through `shoplake query`.

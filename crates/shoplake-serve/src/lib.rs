@@ -7,11 +7,12 @@
 //! - [`http`]: `shoplake serve`: the dashboard (a page with Apache ECharts, embedded in the
 //!   binary), the JSON API of every report, `/healthz` and Prometheus `/metrics`.
 //! - [`pg`]: `shoplake serve --pg`: the lake over the PostgreSQL wire protocol, read-only,
-//!   with [`users`] and their roles.
+//!   with [`users`] and their roles, over [`tls`] when a certificate is given.
 
 #![deny(missing_docs)]
 
 pub mod http;
 pub mod pg;
 pub mod reports;
+pub mod tls;
 pub mod users;

@@ -6,23 +6,40 @@ use std::sync::Arc;
 use shoplake_lake::Lake;
 use shoplake_serve::http::{ServeError, ServeOptions, bind, serve};
 use shoplake_serve::pg::{self, Limits, PgError, PgOptions};
+use shoplake_serve::tls::{TlsFiles, pg_acceptor};
 use shoplake_serve::users::Users;
 
 use crate::cli::ServeArgs;
+use crate::config::{Settings, parse_size};
 use crate::{Exit, usage};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-pub async fn run(lake: Lake, args: &ServeArgs) -> Result<(), Exit> {
+pub async fn run(lake: Lake, settings: &Settings, args: &ServeArgs) -> Result<(), Exit> {
+    let file = &settings.serve;
+    let pg_listen = args.pg.or(file.pg);
     // The dashboard, unless only the PostgreSQL endpoint was asked for.
-    let listen = match (args.listen, args.pg) {
+    let listen = match (args.listen.or(file.listen), pg_listen) {
         (Some(listen), _) => Some(listen),
         (None, None) => Some(DEFAULT_LISTEN.parse().expect("a socket address")),
         (None, Some(_)) => None,
     };
-    let users = match &args.users {
+    let users_path = args.users.clone().or_else(|| file.users.clone());
+    let users = match &users_path {
         Some(path) => Some(Arc::new(Users::load(path).map_err(usage)?)),
         None => None,
+    };
+    let tls = match (
+        args.tls_cert.clone().or_else(|| file.tls_cert.clone()),
+        args.tls_key.clone().or_else(|| file.tls_key.clone()),
+    ) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => {
+            return Err(usage(anyhow::anyhow!(
+                "TLS needs both a certificate and its key: give --tls-cert and --tls-key, or tls_cert and tls_key in [serve]"
+            )));
+        }
     };
     let mut out = std::io::stdout().lock();
     let http = match listen {
@@ -30,63 +47,96 @@ pub async fn run(lake: Lake, args: &ServeArgs) -> Result<(), Exit> {
             let options = ServeOptions {
                 listen,
                 token: args.token.clone().filter(|t| !t.is_empty()),
+                users: users.clone(),
             };
             let (listener, addr) = bind(&options).await.map_err(|e| match e {
                 e @ (ServeError::Unprotected(_) | ServeError::Bind { .. }) => usage(e),
                 e => Exit::from(e),
             })?;
-            let token_hint = if options.token.is_some() {
-                "?token=..."
-            } else {
-                ""
+            let login = match (&options.users, &options.token) {
+                (Some(_), _) => "  (log in: a user of the users file)",
+                (None, Some(_)) => "?token=...",
+                (None, None) => "",
             };
             // A server outlives whoever read its first lines: a closed stdout is no reason
             // to stop.
-            let _ = writeln!(out, "dashboard: http://{addr}/{token_hint}");
+            let _ = writeln!(out, "dashboard: http://{addr}/{login}");
             let _ = writeln!(out, "reports:   http://{addr}/api/reports");
+            if !addr.ip().is_loopback() {
+                let _ = writeln!(
+                    out,
+                    "warning:   {addr} is not loopback and the dashboard speaks plain HTTP: logins and reports are in clear; put it behind a TLS proxy"
+                );
+            }
             Some(tokio::spawn(serve(
                 lake.clone(),
                 listener,
-                options.token,
+                options,
                 shutdown(),
             )))
         }
         None => None,
     };
-    let postgres = match args.pg {
+    let postgres = match pg_listen {
         Some(listen) => {
+            let defaults = Limits::default();
+            let memory_per_connection = match args
+                .pg_memory_per_connection
+                .as_deref()
+                .or(file.pg_memory_per_connection.as_deref())
+            {
+                Some(text) => parse_size(text).map_err(usage)?,
+                None => defaults.memory_per_connection,
+            };
+            let statement_timeout = match (args.pg_statement_timeout, &file.pg_statement_timeout) {
+                (Some(timeout), _) => timeout,
+                (None, Some(text)) => humantime::parse_duration(text).map_err(|e| {
+                    usage(anyhow::anyhow!(
+                        "[serve] pg_statement_timeout = {text:?} is not a duration ({e}); write e.g. \"30s\" or \"5min\""
+                    ))
+                })?,
+                (None, None) => defaults.statement_timeout,
+            };
             let options = PgOptions {
                 listen,
                 users: users.clone(),
                 limits: Limits {
-                    max_connections: args.pg_max_connections.max(1),
-                    statement_timeout: args.pg_statement_timeout,
-                    max_rows: args.pg_max_rows,
-                    ..Limits::default()
+                    max_connections: args
+                        .pg_max_connections
+                        .or(file.pg_max_connections)
+                        .unwrap_or(defaults.max_connections)
+                        .max(1),
+                    statement_timeout,
+                    max_rows: args
+                        .pg_max_rows
+                        .or(file.pg_max_rows)
+                        .unwrap_or(defaults.max_rows),
+                    memory_per_connection,
                 },
+                tls: tls.as_ref().map(pg_acceptor).transpose().map_err(usage)?,
             };
             let (listener, addr) = pg::bind(&options).await.map_err(|e| match e {
                 e @ (PgError::Unprotected(_) | PgError::Bind { .. }) => usage(e),
             })?;
-            let login = match &users {
-                Some(users) => format!(
-                    "{} users of {}",
-                    users.len(),
-                    args.users
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                ),
-                None => "any user name, no password (loopback only)".to_string(),
+            let login = match (&users, &users_path) {
+                (Some(users), Some(path)) => {
+                    format!("{} users of {}", users.len(), path.display())
+                }
+                _ => "any user name, no password (loopback only)".to_string(),
+            };
+            let ssl = if options.tls.is_some() {
+                "; TLS: sslmode=require"
+            } else {
+                ""
             };
             let _ = writeln!(
                 out,
-                "postgres:  postgresql://{addr}/lake  (read-only; {login})"
+                "postgres:  postgresql://{addr}/lake  (read-only; {login}{ssl})"
             );
-            if !addr.ip().is_loopback() {
+            if !addr.ip().is_loopback() && options.tls.is_none() {
                 let _ = writeln!(
                     out,
-                    "warning:   {addr} is not loopback and the PostgreSQL endpoint has no TLS: passwords are safe (SCRAM), query traffic is in clear"
+                    "warning:   {addr} is not loopback and the PostgreSQL endpoint has no TLS (--tls-cert, --tls-key): passwords are safe (SCRAM), query traffic is in clear"
                 );
             }
             Some(tokio::spawn(pg::serve(

@@ -1,6 +1,8 @@
 // The dashboard in headless Chromium: waits for every chart, reads the KPI tiles from the
 // DOM and compares them with the API, applies a date range and compares again, and keeps a
 // screenshot. Usage: node dashboard.mjs URL FROM TO SCREENSHOT.PNG
+// With DASHBOARD_LOGIN=user:password, the browser logs in when the server asks (HTTP Basic),
+// and the page must be refused without it.
 // Exits 0 when every figure agrees, 1 with the reason otherwise.
 import { chromium } from "playwright-core";
 
@@ -15,8 +17,20 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
+const login = process.env.DASHBOARD_LOGIN;
+const [username, password] = login ? [login.slice(0, login.indexOf(":")), login.slice(login.indexOf(":") + 1)] : [];
+const authorization = login ? { Authorization: "Basic " + Buffer.from(login).toString("base64") } : {};
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1700 } });
+  if (login) {
+    const refused = await fetch(new URL("api/reports/summary", url));
+    if (refused.status !== 401 || !(refused.headers.get("www-authenticate") || "").startsWith("Basic")) {
+      fail(`without a login the API answered ${refused.status}, not 401 with a Basic challenge`);
+    }
+  }
+  const page = await browser.newPage({
+    viewport: { width: 1400, height: 1700 },
+    ...(login ? { httpCredentials: { username, password } } : {}),
+  });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
@@ -36,7 +50,7 @@ try {
     ["events", "revenue", "purchases", "users", "sessions", "conversion"].map((k) =>
       [k, document.getElementById("kpi-" + k).dataset.value])));
   const api = async (query) => {
-    const response = await fetch(new URL("api/reports/summary" + query, url));
+    const response = await fetch(new URL("api/reports/summary" + query, url), { headers: authorization });
     const body = await response.json();
     const k = body.tables[0].rows[0];
     return {

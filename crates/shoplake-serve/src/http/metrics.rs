@@ -1,5 +1,5 @@
 //! `/metrics` in Prometheus' text format (requests by route and status, their latencies, the
-//! lake version requests read), and the middleware that counts requests and checks the token.
+//! lake version requests read), and the middleware that counts requests and checks who asks.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,11 +7,12 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::auth::Refusal;
 use shoplake_sql::SqlCatalog;
 
 use super::api::{ApiError, lake_version};
@@ -137,28 +138,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Whether a request carries the token: `Authorization: Bearer TOKEN` or `?token=TOKEN`.
-fn authorised(request: &Request, token: &str) -> bool {
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v: &HeaderValue| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-    let query = request.uri().query().is_some_and(|q| {
-        q.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .any(|(k, v)| k == "token" && constant_time_eq(v.as_bytes(), token.as_bytes()))
-    });
-    bearer || query
-}
-
-/// Compares without stopping at the first difference (no timing hint of the token).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Checks the token (all but `/healthz`), then counts the request and its time.
+/// Checks who asks (all but `/healthz`: see `auth`), then counts the request and its time.
 pub(crate) async fn observe(
     State(state): State<AppState>,
     request: Request,
@@ -170,13 +150,21 @@ pub(crate) async fn observe(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let response = match &state.token {
-        Some(token) if route != "/healthz" && !authorised(&request, token) => ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: "this server needs its token: send Authorization: Bearer TOKEN, or open the page with ?token=TOKEN".into(),
+    let response = match state.guard.admit(&route, &request) {
+        Ok(_) => next.run(request).await,
+        Err(Refusal {
+            status,
+            message,
+            challenge,
+        }) => {
+            let mut response = ApiError { status, message }.into_response();
+            if let Some(challenge) = challenge {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            response
         }
-        .into_response(),
-        _ => next.run(request).await,
     };
     state.metrics.record(
         &route,

@@ -11,11 +11,13 @@
 //! Every request opens the lake's catalog afresh, so a new lake version (a run that finished)
 //! is served by the next request without a restart. Bad parameters are a 400 with a JSON body
 //! `{"error": "..."}` that says what is wrong. The server listens on loopback unless told
-//! otherwise; elsewhere it requires a token (`Authorization: Bearer TOKEN`, or `?token=` on
-//! the page, which passes it on to the API).
+//! otherwise; elsewhere it requires the users of the users file (HTTP Basic: the browser's
+//! login prompt, `curl -u`) or a token (`Authorization: Bearer TOKEN`, or `?token=` on the
+//! page, which passes it on to the API): see [`auth`].
 
 mod api;
 mod assets;
+pub mod auth;
 mod metrics;
 
 use std::net::SocketAddr;
@@ -32,16 +34,18 @@ pub use metrics::Metrics;
 pub struct ServeOptions {
     /// Where the dashboard listens.
     pub listen: SocketAddr,
-    /// The token every request must carry (required when `listen` is not loopback).
+    /// A token a request may carry instead of a login.
     pub token: Option<String>,
+    /// The users who may log in (the users file of the PostgreSQL endpoint).
+    pub users: Option<Arc<crate::users::Users>>,
 }
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// Listening anywhere but loopback without a token.
+    /// Listening anywhere but loopback without users or a token.
     #[error(
-        "{0} is not a loopback address: set a token (--token or SHOPLAKE_SERVE_TOKEN) so that only those who have it read the lake"
+        "{0} is not a loopback address: give a users file (--users FILE) or a token (--token or SHOPLAKE_SERVE_TOKEN) so that only those who have one read the lake"
     )]
     Unprotected(SocketAddr),
     /// The address could not be bound.
@@ -62,8 +66,8 @@ pub enum ServeError {
 pub struct AppState {
     /// The lake served.
     pub lake: Lake,
-    /// The token required, if any.
-    pub token: Option<Arc<str>>,
+    /// Who may read.
+    pub guard: Arc<auth::Guard>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -89,7 +93,8 @@ pub fn router(state: AppState) -> Router {
 pub async fn bind(
     options: &ServeOptions,
 ) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
-    if !options.listen.ip().is_loopback() && options.token.is_none() {
+    let guarded = options.users.is_some() || options.token.as_ref().is_some_and(|t| !t.is_empty());
+    if !options.listen.ip().is_loopback() && !guarded {
         return Err(ServeError::Unprotected(options.listen));
     }
     let listener = tokio::net::TcpListener::bind(options.listen)
@@ -106,12 +111,12 @@ pub async fn bind(
 pub async fn serve(
     lake: Lake,
     listener: tokio::net::TcpListener,
-    token: Option<String>,
+    options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let state = AppState {
         lake,
-        token: token.map(Arc::from),
+        guard: Arc::new(auth::Guard::new(options.token, options.users)),
         metrics: Arc::new(Metrics::default()),
     };
     axum::serve(listener, router(state))

@@ -187,39 +187,33 @@ fn timed_out() -> PgWireError {
 /// stream ends with an error (the client sees an error, not a silently cut result).
 fn bounded(mut response: QueryResponse, deadline: Instant, max_rows: u64) -> QueryResponse {
     let rows = std::mem::replace(&mut response.data_rows, Box::pin(futures::stream::empty()));
-    let mut sent = 0u64;
-    let mut failed = false;
-    let limited = futures::stream::unfold(rows, move |mut rows| async move {
-        match tokio::time::timeout_at(deadline, rows.next()).await {
-            Ok(Some(row)) => Some((row, rows)),
-            Ok(None) => None,
-            Err(_) => Some((Err(timed_out()), rows)),
-        }
-    })
-    .take_while(move |row| {
-        let go = !failed;
-        failed |= row.is_err();
-        futures::future::ready(go)
-    })
-    .map(move |row| {
-        sent += 1;
-        if sent > max_rows {
-            Err(user_error(error(
-                "54000",
-                format!(
-                    "the result has more than {max_rows} rows, the limit of this server ([serve] pg_max_rows): aggregate, add a LIMIT, or page with a cursor"
-                ),
-            )))
-        } else {
-            row
-        }
-    });
-    let mut failed_after_limit = false;
-    let limited = limited.take_while(move |row| {
-        let go = !failed_after_limit;
-        failed_after_limit |= row.is_err();
-        futures::future::ready(go)
-    });
+    // The state: the rows, how many were sent, and whether an error ended the stream.
+    let limited = futures::stream::unfold(
+        (rows, 0u64, false),
+        move |(mut rows, sent, ended)| async move {
+            if ended {
+                return None;
+            }
+            let row = match tokio::time::timeout_at(deadline, rows.next()).await {
+                Ok(Some(row)) => row,
+                Ok(None) => return None,
+                Err(_) => Err(timed_out()),
+            };
+            let sent = sent + u64::from(row.is_ok());
+            let row = if sent > max_rows {
+                Err(user_error(error(
+                    "54000",
+                    format!(
+                        "the result has more than {max_rows} rows, the limit of this server ([serve] pg_max_rows): aggregate, add a LIMIT, or page with a cursor"
+                    ),
+                )))
+            } else {
+                row
+            };
+            let ended = row.is_err();
+            Some((row, (rows, sent, ended)))
+        },
+    );
     response.data_rows = Box::pin(limited);
     response
 }
@@ -228,6 +222,24 @@ fn bound_response(response: Response, deadline: Instant, max_rows: u64) -> Respo
     match response {
         Response::Query(query) => Response::Query(bounded(query, deadline, max_rows)),
         other => other,
+    }
+}
+
+impl Queries {
+    /// Plans `statement` within `deadline` and encodes its rows as text (the simple
+    /// protocol's format, and COPY's).
+    async fn rows_as_text<C: ClientInfo>(
+        &self,
+        client: &C,
+        session: &Session,
+        statement: &Statement,
+        deadline: Instant,
+    ) -> PgWireResult<QueryResponse> {
+        let frame = tokio::time::timeout_at(deadline, self.plan(session, statement))
+            .await
+            .map_err(|_| timed_out())??;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        encode_dataframe(frame, &Format::UnifiedText, Some(options)).await
     }
 }
 
@@ -270,46 +282,16 @@ impl SimpleQueryHandler for Queries {
                         ))),
                     }
                 }
-                Verdict::Plan => {
-                    let planned =
-                        tokio::time::timeout_at(deadline, self.plan(&session, &statement))
-                            .await
-                            .map_err(|_| timed_out())
-                            .and_then(|r| r);
-                    match planned {
-                        Ok(frame) => {
-                            let options =
-                                Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-                            encode_dataframe(frame, &Format::UnifiedText, Some(options))
-                                .await
-                                .map(Response::Query)
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                Verdict::CopyOut { query, csv, header } => {
-                    let statement = Statement::Query(query);
-                    match tokio::time::timeout_at(deadline, self.plan(&session, &statement))
-                        .await
-                        .map_err(|_| timed_out())
-                        .and_then(|r| r)
-                    {
-                        Ok(frame) => {
-                            let options =
-                                Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-                            match encode_dataframe(frame, &Format::UnifiedText, Some(options)).await
-                            {
-                                Ok(rows) => Ok(copy_out(
-                                    bounded(rows, deadline, self.limits.max_rows),
-                                    csv,
-                                    header,
-                                )),
-                                Err(e) => Err(e),
-                            }
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
+                Verdict::Plan => self
+                    .rows_as_text(client, &session, &statement, deadline)
+                    .await
+                    .map(Response::Query),
+                Verdict::CopyOut { query, csv, header } => self
+                    .rows_as_text(client, &session, &Statement::Query(query), deadline)
+                    .await
+                    .map(|rows| {
+                        copy_out(bounded(rows, deadline, self.limits.max_rows), csv, header)
+                    }),
             };
             match response {
                 Ok(response) => {

@@ -7,17 +7,20 @@
 //! - logging in (`startup`): SCRAM-SHA-256 against the users file's verifiers, or anyone as
 //!   a local engineer on loopback with no users file;
 //! - roles per table (`session`): a connection's session registers only the tables its
-//!   role sees, so queries and the catalog (`\dt`, `information_schema`) agree;
+//!   role sees, so queries and the catalog (`\dt`, `information_schema`) agree, and
+//!   `has_table_privilege()` and its kin (`privileges`) answer for the role;
 //! - reads only ([`policy`]): every statement classified before planning, every plan checked;
 //! - limits (`handler`): a statement timeout a client may lower but not lift, a row limit
 //!   on results, a memory pool per connection, a maximum number of connections;
-//! - a new lake version seen by the next statement, and `version()` in PostgreSQL's form.
+//! - a new lake version seen by the next statement, and `version()` in PostgreSQL's form;
+//! - TLS when a certificate and key are given (`crate::tls`): off loopback, TLS only.
 //!
 //! Every connection is a task of its own: a client that stops reading, or sends a malformed
 //! message, holds up or closes only its own connection.
 
 mod handler;
 pub mod policy;
+mod privileges;
 mod session;
 mod startup;
 
@@ -66,7 +69,7 @@ impl Default for Limits {
 }
 
 /// What the PostgreSQL endpoint was asked for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgOptions {
     /// Where it listens.
     pub listen: SocketAddr,
@@ -74,6 +77,9 @@ pub struct PgOptions {
     pub users: Option<Arc<Users>>,
     /// The limits.
     pub limits: Limits,
+    /// TLS, when a certificate and key are configured: clients may ask for it
+    /// (`sslmode=require`), and clients off loopback must.
+    pub tls: Option<crate::tls::TlsAcceptor>,
 }
 
 /// Why the endpoint could not start.
@@ -156,7 +162,11 @@ impl Connection {
         });
         let queries = Arc::new(Queries::new(state.clone(), options.limits.clone()));
         Connection {
-            login: Arc::new(startup::Login::new(options.users.clone(), state)),
+            login: Arc::new(startup::Login::new(
+                options.users.clone(),
+                options.tls.is_some(),
+                state,
+            )),
             extended: Arc::new(Extended {
                 queries: queries.clone(),
                 parser: Arc::new(Parser::new(queries.clone())),
@@ -236,8 +246,9 @@ pub async fn serve(
             continue;
         };
         let connection = Connection::new(&lake, &options);
+        let tls = options.tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, connection).await {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, connection).await {
                 tracing::debug!("pg: connection from {peer} ended: {e}");
             }
             drop(slot);

@@ -36,6 +36,15 @@ impl Session {
         register(&ctx, lake, &role)?;
         setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider)
             .map_err(|e| format!("cannot set up pg_catalog: {e}"))?;
+        // After pg_catalog's: these answer for the role.
+        let tables = shoplake_lake::tables::all()
+            .into_iter()
+            .filter(|def| role.sees(def.layer, def.name))
+            .map(|def| format!("{}.{}", def.layer, def.name))
+            .collect();
+        for udf in super::privileges::udfs(tables) {
+            ctx.register_udf(udf);
+        }
         ctx.register_udf(create_udf(
             "version",
             vec![],

@@ -39,6 +39,8 @@ pub const SERVER_VERSION: &str = concat!("16.6 (shoplake ", env!("CARGO_PKG_VERS
 /// A connection's login.
 pub(crate) struct Login {
     users: Option<Arc<Users>>,
+    /// Refuse a client off loopback that did not ask for TLS (TLS is configured).
+    tls_required: bool,
     connection: Arc<ConnectionState>,
     exchange: Mutex<Exchange>,
     parameters: DefaultServerParameterProvider,
@@ -64,13 +66,18 @@ enum Exchange {
 }
 
 impl Login {
-    pub(crate) fn new(users: Option<Arc<Users>>, connection: Arc<ConnectionState>) -> Login {
+    pub(crate) fn new(
+        users: Option<Arc<Users>>,
+        tls_required: bool,
+        connection: Arc<ConnectionState>,
+    ) -> Login {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = SERVER_VERSION.to_string();
         parameters.is_superuser = false;
         parameters.default_transaction_read_only = true;
         Login {
             users,
+            tls_required,
             connection,
             exchange: Mutex::new(Exchange::Start),
             parameters,
@@ -104,6 +111,15 @@ fn failed(user: &str) -> PgWireError {
     PgWireError::UserError(Box::new(info))
 }
 
+fn needs_tls() -> PgWireError {
+    let mut info = error(
+        "28000",
+        "this server takes connections from other hosts over TLS only: connect with sslmode=require",
+    );
+    info.severity = "FATAL".to_string();
+    PgWireError::UserError(Box::new(info))
+}
+
 fn malformed(what: &str) -> PgWireError {
     let mut info = error("08P01", format!("malformed SCRAM message: {what}"));
     info.severity = "FATAL".to_string();
@@ -132,6 +148,12 @@ impl StartupHandler for Login {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                if self.tls_required
+                    && !client.is_secure()
+                    && !client.socket_addr().ip().is_loopback()
+                {
+                    return Err(needs_tls());
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 if self.users.is_none() {

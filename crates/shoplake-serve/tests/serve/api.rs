@@ -1,12 +1,17 @@
 //! The HTTP API on a real socket, read by a plain HTTP/1.1 client: the same figures as the
-//! reports, errors as 400 with a JSON body, the token when one is set, health and metrics,
-//! and a new lake version seen without a restart.
+//! reports, errors as 400 with a JSON body, the users and the token when they are set, health
+//! and metrics, and a new lake version seen without a restart.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 use serde_json::Value;
 use shoplake_serve::http::{ServeOptions, bind, serve};
 use shoplake_serve::reports::ReportParams;
+use shoplake_serve::users::{Users, add_user};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -67,13 +72,22 @@ async fn start(
     lake: shoplake_lake::Lake,
     token: Option<&str>,
 ) -> (SocketAddr, oneshot::Sender<()>) {
+    start_with(lake, token, None).await
+}
+
+async fn start_with(
+    lake: shoplake_lake::Lake,
+    token: Option<&str>,
+    users: Option<Users>,
+) -> (SocketAddr, oneshot::Sender<()>) {
     let options = ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         token: token.map(str::to_string),
+        users: users.map(Arc::new),
     };
     let (listener, addr) = bind(&options).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(lake, listener, options.token, async {
+    tokio::spawn(serve(lake, listener, options, async {
         let _ = stopped.await;
     }));
     (addr, stop)
@@ -229,6 +243,7 @@ async fn a_token_is_required_when_set_and_elsewhere_than_loopback() {
     let outside = ServeOptions {
         listen: "0.0.0.0:0".parse().unwrap(),
         token: None,
+        users: None,
     };
     let err = bind(&outside).await.unwrap_err().to_string();
     assert!(
@@ -269,4 +284,95 @@ async fn a_token_is_required_when_set_and_elsewhere_than_loopback() {
     assert_eq!(get(addr, "/?token=s3cret", None).await.status, 200);
     // Health answers without it (it says nothing of the data).
     assert_eq!(get(addr, "/healthz", None).await.status, 200);
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Authorization: Basic {}",
+        BASE64.encode(format!("{user}:{password}"))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_file_s_users_log_in_and_nothing_but_health_answers_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_of(dir.path(), &[fixture_file("edge_cases.csv")]).await;
+    let path = dir.path().join("users.toml");
+    add_user(&path, "ana", "analyst", "ana-pw").unwrap();
+    add_user(&path, "eve", "engineer", "eve-pw").unwrap();
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path).unwrap() + "\n[roles.loader]\nschemas = [\"raw\"]\n",
+    )
+    .unwrap();
+    add_user(&path, "lou", "loader", "lou-pw").unwrap();
+    let users = Users::load(&path).unwrap();
+
+    // Users alone are enough to listen elsewhere than loopback.
+    let outside = ServeOptions {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        token: None,
+        users: Some(Arc::new(users.clone())),
+    };
+    assert!(bind(&outside).await.is_ok());
+
+    let (open, _stop_open) = start(lake.clone(), None).await;
+    let (addr, _stop) = start_with(lake, None, Some(users)).await;
+    let expected = get(open, "/api/reports/summary", None).await.json();
+
+    for path in [
+        "/",
+        "/api/reports",
+        "/api/reports/summary",
+        "/metrics",
+        "/nowhere",
+    ] {
+        let refused = get(addr, path, None).await;
+        assert_eq!(refused.status, 401, "{path}");
+        assert!(
+            refused
+                .headers
+                .to_ascii_lowercase()
+                .contains("www-authenticate: basic realm=\"shoplake\""),
+            "{path}: {}",
+            refused.headers
+        );
+        assert!(refused.json()["error"].as_str().unwrap().contains("log in"));
+    }
+    assert_eq!(get(addr, "/healthz", None).await.status, 200);
+
+    for (user, password) in [("ana", "ana-pw"), ("eve", "eve-pw")] {
+        let summary = get(addr, "/api/reports/summary", Some(&basic(user, password))).await;
+        assert_eq!(summary.status, 200, "{user}: {}", summary.body);
+        assert_eq!(summary.json(), expected, "{user}");
+        assert_eq!(
+            get(addr, "/", Some(&basic(user, password))).await.status,
+            200
+        );
+    }
+    let wrong = get(addr, "/api/reports/summary", Some(&basic("ana", "eve-pw"))).await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.json()["error"].as_str().unwrap().contains("\"ana\""));
+    assert_eq!(
+        get(addr, "/api/reports", Some(&basic("nobody", "x")))
+            .await
+            .status,
+        401
+    );
+    // A role that does not see the model layer does not see the reports.
+    let forbidden = get(addr, "/api/reports/summary", Some(&basic("lou", "lou-pw"))).await;
+    assert_eq!(forbidden.status, 403);
+    assert!(
+        forbidden.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("loader")
+    );
+    // Without a token configured, no Bearer passes.
+    assert_eq!(
+        get(addr, "/api/reports", Some("Authorization: Bearer ana-pw"))
+            .await
+            .status,
+        401
+    );
 }

@@ -26,6 +26,7 @@ async fn start(
         listen: "127.0.0.1:0".parse().unwrap(),
         users: users.map(Arc::new),
         limits,
+        tls: None,
     };
     let (listener, addr) = pg::bind(&options).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -225,12 +226,60 @@ async fn users_log_in_with_scram_and_see_their_role_s_tables() {
         "0"
     );
 
+    // The privilege functions tell the same: what the role sees, and nothing that writes.
+    let privilege = "SELECT has_table_privilege($1::text, $2::text)";
+    for (client, table, wanted, answer) in [
+        (&ana, "model.fact_user_events", "SELECT", true),
+        (&ana, "raw.events", "SELECT", false),
+        (&ana, "model.fact_user_events", "INSERT", false),
+        (&ana, "pg_catalog.pg_class", "SELECT", true),
+    ] {
+        let row = client
+            .query_one(privilege, &[&table, &wanted])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, bool>(0), answer, "ana: {table} {wanted}");
+    }
+    let listed_but_not_readable = "SELECT count(*) FROM pg_catalog.pg_tables \
+        WHERE schemaname IN ('raw', 'clean', 'model', 'quality', 'meta') \
+        AND NOT has_table_privilege(schemaname || '.' || tablename, 'SELECT')";
+    assert_eq!(scalar(&ana, listed_but_not_readable).await, "0");
+    let schema = "SELECT has_schema_privilege($1::text, 'USAGE')";
+    assert!(
+        ana.query_one(schema, &[&"model"])
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+    );
+    assert!(
+        !ana.query_one(schema, &[&"raw"])
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+    );
+    let e = ana
+        .simple_query("SELECT has_table_privilege('model.mart_hourly', 'READ')")
+        .await
+        .unwrap_err();
+    let message = e.as_db_error().map(|d| d.message().to_string());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("unrecognized privilege type")),
+        "{e:?}"
+    );
+
     let eve = connect(addr, "eve", Some("eve-pw")).await.unwrap();
     let raw = "SELECT count(*) FROM raw.events";
     assert_eq!(
         scalar(&eve, raw).await,
         lake_scalar(&lake, raw).await.to_string()
     );
+    let row = eve
+        .query_one(privilege, &[&"raw.events", &"SELECT"])
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,6 +413,7 @@ async fn anything_but_loopback_needs_a_users_file() {
         listen: "0.0.0.0:0".parse().unwrap(),
         users: None,
         limits: Limits::default(),
+        tls: None,
     };
     let e = pg::bind(&options).await.unwrap_err();
     assert!(e.to_string().contains("users file"), "{e}");
