@@ -340,7 +340,7 @@ pub enum ReportOutput {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Where the dashboard and the API listen (anything but loopback needs --users or --token).
-    /// Default: [serve] listen, else 127.0.0.1:8080, unless only --pg is given
+    /// Default: `[serve] listen`, else 127.0.0.1:8080, unless only --pg is given
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
     /// A token a request may carry instead of a login (Authorization: Bearer TOKEN, or
@@ -348,35 +348,35 @@ pub struct ServeArgs {
     #[arg(long, env = "SHOPLAKE_SERVE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Also answer the PostgreSQL wire protocol here (psql, BI tools, notebooks), read-only:
-    /// e.g. 127.0.0.1:5433. Default: [serve] pg
+    /// e.g. 127.0.0.1:5433. Default: `[serve] pg`
     #[arg(long, value_name = "ADDR:PORT")]
     pub pg: Option<std::net::SocketAddr>,
     /// The users file (`shoplake users add` writes it): logins (SCRAM-SHA-256 over PostgreSQL,
     /// HTTP Basic on the dashboard), each with a role. Without it, only loopback is served,
-    /// everyone as an engineer. Default: [serve] users
+    /// everyone as an engineer. Default: `[serve] users`
     #[arg(long, value_name = "FILE", env = "SHOPLAKE_USERS")]
     pub users: Option<PathBuf>,
     /// TLS certificate chain (PEM) for the PostgreSQL endpoint; with --tls-key, clients may
-    /// connect with sslmode=require, and clients off loopback must. Default: [serve] tls_cert
+    /// connect with sslmode=require, and clients off loopback must. Default: `[serve] tls_cert`
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// The certificate's private key (PEM, unencrypted). Default: [serve] tls_key
+    /// The certificate's private key (PEM, unencrypted). Default: `[serve] tls_key`
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// The most PostgreSQL connections served at once. Default: [serve] pg_max_connections,
+    /// The most PostgreSQL connections served at once. Default: `[serve] pg_max_connections`,
     /// else 64
     #[arg(long, value_name = "N")]
     pub pg_max_connections: Option<usize>,
     /// The longest a statement may run (clients may lower it with SET statement_timeout).
-    /// Default: [serve] pg_statement_timeout, else 5min
+    /// Default: `[serve] pg_statement_timeout`, else 5min
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub pg_statement_timeout: Option<std::time::Duration>,
     /// The most rows a result may send (a larger one ends with an error, SQLSTATE 54000).
-    /// Default: [serve] pg_max_rows, else 1000000
+    /// Default: `[serve] pg_max_rows`, else 1000000
     #[arg(long, value_name = "N")]
     pub pg_max_rows: Option<u64>,
     /// The engine memory one connection may use before it spills or fails, e.g. 1GiB.
-    /// Default: [serve] pg_memory_per_connection, else 2GiB
+    /// Default: `[serve] pg_memory_per_connection`, else 2GiB
     #[arg(long, value_name = "SIZE")]
     pub pg_memory_per_connection: Option<String>,
 }

@@ -407,6 +407,65 @@ async fn limits_hold_rows_time_and_connections() {
     assert_eq!(scalar(&first, "SELECT 2").await, "2");
 }
 
+/// Reads backend messages until ReadyForQuery ('Z').
+async fn read_until_ready(socket: &mut tokio::net::TcpStream) {
+    loop {
+        let mut head = [0u8; 5];
+        socket.read_exact(&mut head).await.unwrap();
+        let length = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
+        let mut body = vec![0u8; length - 4];
+        socket.read_exact(&mut body).await.unwrap();
+        if head[0] == b'Z' {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_holds_up_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = generated_lake(dir.path(), 1_000, 1).await;
+    let (addr, _stop) = start(&lake, None, Limits::default()).await;
+
+    // A client by hand: start-up, then a query of about 100 MB it never reads.
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut startup = Vec::new();
+    startup.extend_from_slice(&196608i32.to_be_bytes());
+    startup.extend_from_slice(b"user\0stalled\0database\0lake\0\0");
+    let mut message = ((startup.len() + 4) as i32).to_be_bytes().to_vec();
+    message.extend_from_slice(&startup);
+    stalled.write_all(&message).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), read_until_ready(&mut stalled))
+        .await
+        .expect("the start-up finishes");
+    let sql = b"SELECT repeat('x', 200) AS wide FROM generate_series(1, 500000)\0";
+    let mut query = vec![b'Q'];
+    query.extend_from_slice(&((sql.len() + 4) as i32).to_be_bytes());
+    query.extend_from_slice(sql);
+    stalled.write_all(&query).await.unwrap();
+    // Long enough for the server to fill the socket's buffers and wait on it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Everyone else is served meanwhile.
+    let other = tokio::time::timeout(Duration::from_secs(20), async {
+        let client = connect(addr, "other", None).await.unwrap();
+        let facts = "SELECT count(*) FROM model.fact_user_events";
+        assert_eq!(
+            scalar(&client, facts).await,
+            lake_scalar(&lake, facts).await.to_string()
+        );
+    })
+    .await;
+    assert!(other.is_ok(), "a stalled client held up another");
+    // The stalled client's rows are still coming: it was waiting, not dropped.
+    let mut buf = vec![0u8; 1 << 16];
+    let n = tokio::time::timeout(Duration::from_secs(10), stalled.read(&mut buf))
+        .await
+        .expect("the stalled connection still sends")
+        .unwrap();
+    assert!(n > 0);
+}
+
 #[tokio::test]
 async fn anything_but_loopback_needs_a_users_file() {
     let options = PgOptions {
