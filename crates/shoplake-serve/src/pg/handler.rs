@@ -31,6 +31,7 @@ use pgwire::types::format::FormatOptions;
 use shoplake_sql::read_only_sql_options;
 use tokio::time::Instant;
 
+use super::cancel::Stop;
 use super::policy::{self, Verdict, error};
 use super::session::Session;
 use super::{ConnectionState, Limits};
@@ -81,6 +82,14 @@ impl Queries {
             .map_or(self.limits.statement_timeout, |t| {
                 t.min(self.limits.statement_timeout)
             })
+    }
+
+    /// What ends a statement starting now: the timeout in force, or a cancel request.
+    fn stop<C: ClientInfo + ?Sized>(&self, client: &C) -> Stop {
+        Stop::new(
+            Instant::now() + self.timeout(client),
+            &self.connection.cancel,
+        )
     }
 
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
@@ -176,28 +185,22 @@ fn from_inner(e: PgWireError) -> PgWireError {
     }
 }
 
-fn timed_out() -> PgWireError {
-    user_error(error(
-        "57014",
-        "canceling statement due to statement timeout",
-    ))
-}
-
-/// Bounds a response's rows by the statement's deadline and the row limit: past either, the
-/// stream ends with an error (the client sees an error, not a silently cut result).
-fn bounded(mut response: QueryResponse, deadline: Instant, max_rows: u64) -> QueryResponse {
+/// Bounds a response's rows by the statement's deadline, a cancel request and the row limit:
+/// past any, the stream ends with an error (the client sees an error, not a silently cut
+/// result).
+fn bounded(mut response: QueryResponse, stop: Stop, max_rows: u64) -> QueryResponse {
     let rows = std::mem::replace(&mut response.data_rows, Box::pin(futures::stream::empty()));
     // The state: the rows, how many were sent, and whether an error ended the stream.
-    let limited = futures::stream::unfold(
-        (rows, 0u64, false),
-        move |(mut rows, sent, ended)| async move {
+    let limited = futures::stream::unfold((rows, 0u64, false), move |(mut rows, sent, ended)| {
+        let stop = stop.clone();
+        async move {
             if ended {
                 return None;
             }
-            let row = match tokio::time::timeout_at(deadline, rows.next()).await {
+            let row = match stop.within(rows.next()).await {
                 Ok(Some(row)) => row,
                 Ok(None) => return None,
-                Err(_) => Err(timed_out()),
+                Err(e) => Err(e),
             };
             let sent = sent + u64::from(row.is_ok());
             let row = if sent > max_rows {
@@ -212,32 +215,30 @@ fn bounded(mut response: QueryResponse, deadline: Instant, max_rows: u64) -> Que
             };
             let ended = row.is_err();
             Some((row, (rows, sent, ended)))
-        },
-    );
+        }
+    });
     response.data_rows = Box::pin(limited);
     response
 }
 
-fn bound_response(response: Response, deadline: Instant, max_rows: u64) -> Response {
+fn bound_response(response: Response, stop: &Stop, max_rows: u64) -> Response {
     match response {
-        Response::Query(query) => Response::Query(bounded(query, deadline, max_rows)),
+        Response::Query(query) => Response::Query(bounded(query, stop.clone(), max_rows)),
         other => other,
     }
 }
 
 impl Queries {
-    /// Plans `statement` within `deadline` and encodes its rows as text (the simple
+    /// Plans `statement` unless `stop` comes first, and encodes its rows as text (the simple
     /// protocol's format, and COPY's).
     async fn rows_as_text<C: ClientInfo>(
         &self,
         client: &C,
         session: &Session,
         statement: &Statement,
-        deadline: Instant,
+        stop: &Stop,
     ) -> PgWireResult<QueryResponse> {
-        let frame = tokio::time::timeout_at(deadline, self.plan(session, statement))
-            .await
-            .map_err(|_| timed_out())??;
+        let frame = stop.within(self.plan(session, statement)).await??;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         encode_dataframe(frame, &Format::UnifiedText, Some(options)).await
     }
@@ -260,7 +261,7 @@ impl SimpleQueryHandler for Queries {
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
             let statement = self.own_show(statement);
-            let deadline = Instant::now() + self.timeout(client);
+            let stop = self.stop(client);
             let response = match policy::classify(&statement, self.limits.statement_timeout) {
                 Verdict::Refuse(info) => Err(user_error(info)),
                 Verdict::Hook => {
@@ -283,19 +284,23 @@ impl SimpleQueryHandler for Queries {
                     }
                 }
                 Verdict::Plan => self
-                    .rows_as_text(client, &session, &statement, deadline)
+                    .rows_as_text(client, &session, &statement, &stop)
                     .await
                     .map(Response::Query),
                 Verdict::CopyOut { query, csv, header } => self
-                    .rows_as_text(client, &session, &Statement::Query(query), deadline)
+                    .rows_as_text(client, &session, &Statement::Query(query), &stop)
                     .await
                     .map(|rows| {
-                        copy_out(bounded(rows, deadline, self.limits.max_rows), csv, header)
+                        copy_out(
+                            bounded(rows, stop.clone(), self.limits.max_rows),
+                            csv,
+                            header,
+                        )
                     }),
             };
             match response {
                 Ok(response) => {
-                    responses.push(bound_response(response, deadline, self.limits.max_rows))
+                    responses.push(bound_response(response, &stop, self.limits.max_rows))
                 }
                 Err(PgWireError::UserError(info)) => {
                     // A failed statement ends the query string, as in PostgreSQL.
@@ -494,17 +499,19 @@ impl ExtendedQueryHandler for Extended {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = self.queries.connection.session()?;
-        let deadline = Instant::now() + self.queries.timeout(client);
-        let response = tokio::time::timeout_at(
-            deadline,
-            ExtendedQueryHandler::do_query(&*session.service, client, portal, max_rows),
-        )
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(from_inner)?;
+        let stop = self.queries.stop(client);
+        let response = stop
+            .within(ExtendedQueryHandler::do_query(
+                &*session.service,
+                client,
+                portal,
+                max_rows,
+            ))
+            .await?
+            .map_err(from_inner)?;
         Ok(bound_response(
             response,
-            deadline,
+            &stop,
             self.queries.limits.max_rows,
         ))
     }

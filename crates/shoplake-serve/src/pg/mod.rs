@@ -12,12 +12,14 @@
 //! - reads only ([`policy`]): every statement classified before planning, every plan checked;
 //! - limits (`handler`): a statement timeout a client may lower but not lift, a row limit
 //!   on results, a memory pool per connection, a maximum number of connections;
+//! - cancel requests (`cancel`): psql's Ctrl-C ends the statement running, as the timeout does;
 //! - a new lake version seen by the next statement, and `version()` in PostgreSQL's form;
 //! - TLS when a certificate and key are given (`crate::tls`): off loopback, TLS only.
 //!
 //! Every connection is a task of its own: a client that stops reading, or sends a malformed
 //! message, holds up or closes only its own connection.
 
+mod cancel;
 mod handler;
 pub mod policy;
 mod privileges;
@@ -31,6 +33,7 @@ use std::time::Duration;
 use datafusion_postgres::pgwire;
 use pgwire::api::PgWireServerHandlers;
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::error::PgWireResult;
 use shoplake_lake::Lake;
@@ -125,6 +128,10 @@ pub(crate) struct ConnectionState {
     memory_limit: usize,
     role: OnceLock<Role>,
     session: OnceLock<Arc<session::Session>>,
+    /// Cancel requests for the statement running.
+    cancel: Arc<cancel::Cancel>,
+    /// The process id given at login (the key of cancel requests).
+    pid: OnceLock<i32>,
 }
 
 impl ConnectionState {
@@ -147,31 +154,38 @@ impl ConnectionState {
 
 /// One connection's handlers.
 struct Connection {
+    state: Arc<ConnectionState>,
     login: Arc<startup::Login>,
     queries: Arc<Queries>,
     extended: Arc<Extended>,
+    cancels: Arc<cancel::Cancels>,
 }
 
 impl Connection {
-    fn new(lake: &Lake, options: &PgOptions) -> Connection {
+    fn new(lake: &Lake, options: &PgOptions, cancels: &Arc<cancel::Cancels>) -> Connection {
         let state = Arc::new(ConnectionState {
             lake: lake.clone(),
             memory_limit: options.limits.memory_per_connection,
             role: OnceLock::new(),
             session: OnceLock::new(),
+            cancel: Arc::default(),
+            pid: OnceLock::new(),
         });
         let queries = Arc::new(Queries::new(state.clone(), options.limits.clone()));
         Connection {
             login: Arc::new(startup::Login::new(
                 options.users.clone(),
                 options.tls.is_some(),
-                state,
+                state.clone(),
+                cancels.clone(),
             )),
             extended: Arc::new(Extended {
                 queries: queries.clone(),
                 parser: Arc::new(Parser::new(queries.clone())),
             }),
             queries,
+            state,
+            cancels: cancels.clone(),
         }
     }
 }
@@ -187,6 +201,10 @@ impl PgWireServerHandlers for Connection {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.login.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancels.clone()
     }
 }
 
@@ -218,6 +236,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(options.limits.max_connections));
+    let cancels = Arc::new(cancel::Cancels::default());
     let options = Arc::new(options);
     tokio::pin!(shutdown);
     loop {
@@ -245,11 +264,16 @@ pub async fn serve(
             });
             continue;
         };
-        let connection = Connection::new(&lake, &options);
+        let connection = Connection::new(&lake, &options, &cancels);
+        let state = connection.state.clone();
+        let cancels = cancels.clone();
         let tls = options.tls.clone();
         tokio::spawn(async move {
             if let Err(e) = pgwire::tokio::process_socket(socket, tls, connection).await {
                 tracing::debug!("pg: connection from {peer} ended: {e}");
+            }
+            if let Some(pid) = state.pid.get() {
+                cancels.forget(*pid);
             }
             drop(slot);
         });

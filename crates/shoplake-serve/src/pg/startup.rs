@@ -18,16 +18,14 @@ use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use pgwire::api::{
-    ClientInfo, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator,
-    RandomPidSecretKeyGenerator,
-};
+use pgwire::api::{ClientInfo, METADATA_USER, PgWireConnectionState};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use ring::rand::SecureRandom;
 
 use super::ConnectionState;
+use super::cancel::Cancels;
 use super::policy::error;
 use crate::users::{Role, ScramVerifier, User, Users};
 
@@ -44,7 +42,7 @@ pub(crate) struct Login {
     connection: Arc<ConnectionState>,
     exchange: Mutex<Exchange>,
     parameters: DefaultServerParameterProvider,
-    keys: RandomPidSecretKeyGenerator,
+    cancels: Arc<Cancels>,
 }
 
 // One exchange a connection: boxing the large variant would buy nothing.
@@ -70,6 +68,7 @@ impl Login {
         users: Option<Arc<Users>>,
         tls_required: bool,
         connection: Arc<ConnectionState>,
+        cancels: Arc<Cancels>,
     ) -> Login {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = SERVER_VERSION.to_string();
@@ -81,7 +80,7 @@ impl Login {
             connection,
             exchange: Mutex::new(Exchange::Start),
             parameters,
-            keys: RandomPidSecretKeyGenerator::default(),
+            cancels,
         }
     }
 
@@ -91,7 +90,8 @@ impl Login {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (pid, secret) = self.keys.generate(&*client);
+        let (pid, secret) = self.cancels.register(&*client, &self.connection.cancel);
+        let _ = self.connection.pid.set(pid);
         client.set_pid_and_secret_key(pid, secret);
         self.connection.set_role(role);
         finish_authentication(client, &self.parameters).await

@@ -407,6 +407,40 @@ async fn limits_hold_rows_time_and_connections() {
     assert_eq!(scalar(&first, "SELECT 2").await, "2");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_ends_the_running_statement_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = generated_lake(dir.path(), 1_000, 1).await;
+    let (addr, _stop) = start(&lake, None, Limits::default()).await;
+    let client = Arc::new(connect(addr, "one", None).await.unwrap());
+    let bystander = connect(addr, "two", None).await.unwrap();
+
+    // Minutes of work, unless cancelled.
+    let running = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .simple_query("SELECT count(*) FROM generate_series(1, 50000000000) a")
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client.cancel_token().cancel_query(NoTls).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the cancelled statement ends")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(code(&e), "57014", "{e}");
+    assert!(
+        e.as_db_error().unwrap().message().contains("user request"),
+        "{e:?}"
+    );
+    // Both connections go on; the cancel was for the statement, not for what follows.
+    assert_eq!(scalar(&client, "SELECT 1 + 2").await, "3");
+    assert_eq!(scalar(&bystander, "SELECT 2 + 2").await, "4");
+}
+
 /// Reads backend messages until ReadyForQuery ('Z').
 async fn read_until_ready(socket: &mut tokio::net::TcpStream) {
     loop {
