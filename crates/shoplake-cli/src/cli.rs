@@ -339,7 +339,8 @@ pub enum ReportOutput {
 /// `shoplake serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where the dashboard and the API listen (anything but loopback needs --users or --token).
+    /// Where the dashboard and the API listen (anything but loopback needs --users, with TLS,
+    /// or --token).
     /// Default: `[serve] listen`, else 127.0.0.1:8080, unless only --pg is given
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
@@ -356,8 +357,9 @@ pub struct ServeArgs {
     /// everyone as an engineer. Default: `[serve] users`
     #[arg(long, value_name = "FILE", env = "SHOPLAKE_USERS")]
     pub users: Option<PathBuf>,
-    /// TLS certificate chain (PEM) for the PostgreSQL endpoint; with --tls-key, clients may
-    /// connect with sslmode=require, and clients off loopback must. Default: `[serve] tls_cert`
+    /// TLS certificate chain (PEM); with --tls-key, the dashboard is served over HTTPS and
+    /// PostgreSQL clients may connect with sslmode=require (off loopback they must).
+    /// Default: `[serve] tls_cert`
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM, unencrypted). Default: `[serve] tls_key`

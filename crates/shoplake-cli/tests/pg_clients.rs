@@ -346,6 +346,93 @@ fn serve_section_of_the_config_gives_tls_users_and_limits() {
     );
 }
 
+#[test]
+fn the_dashboard_serves_https_and_its_users_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path());
+    let (cert, key) = self_signed(dir.path());
+    let users = dir.path().join("users.toml");
+    shoplake_users_add(&users, "ana", "analyst", "ana pw");
+    let (cert_arg, key_arg, users_arg) = (
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        users.to_str().unwrap(),
+    );
+
+    // Logins carry passwords: off loopback, plain HTTP with a users file is refused.
+    let out = bin()
+        .arg("--lake")
+        .arg(&lake)
+        .args(["serve", "--listen", "0.0.0.0:0", "--users", users_arg])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"));
+    // A certificate with another certificate's key cannot serve.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let (_, other_key) = self_signed(&other);
+    let out = bin()
+        .arg("--lake")
+        .arg(&lake)
+        .args(["serve", "--tls-cert", cert_arg, "--tls-key"])
+        .arg(&other_key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used together"), "{err}");
+
+    let mut child = bin()
+        .arg("--lake")
+        .arg(&lake)
+        .args(["serve", "--listen", "127.0.0.1:0", "--users", users_arg])
+        .args(["--tls-cert", cert_arg, "--tls-key", key_arg])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let _server = Server(child);
+    let mut first = String::new();
+    lines.read_line(&mut first).unwrap();
+    let url = first
+        .strip_prefix("dashboard: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert", cert_arg, "-o", "-"])
+            .args(["-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .expect("curl (Debian package curl)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.to_string(), body.to_string())
+    };
+    let summary = format!("{url}api/reports/summary");
+    let (status, body) = curl(&["-u", "ana:ana pw", &summary]);
+    assert_eq!(status, "200", "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let events = json["tables"][0]["rows"][0]["events"].as_i64().unwrap();
+    let counted = ok(
+        &lake,
+        &[
+            "query",
+            "-q",
+            "-f",
+            "csv",
+            "SELECT count(*) AS n FROM clean.events",
+        ],
+    );
+    assert_eq!(counted, format!("n\n{events}\n"));
+    assert_eq!(curl(&[&summary]).0, "401");
+    assert_eq!(curl(&["-u", "ana:wrong", &summary]).0, "401");
+    assert_eq!(curl(&[&format!("{url}healthz")]).0, "200");
+}
+
 /// `model.fact_user_events` rows of one event type, through `shoplake query`.
 fn count_of(lake: &Path, event_type: &str) -> u64 {
     let sql = format!(

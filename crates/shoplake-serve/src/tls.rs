@@ -1,14 +1,21 @@
-//! TLS for the servers: a certificate chain and its private key, both PEM files.
+//! TLS for the servers: a certificate chain and its private key, both PEM files; the
+//! PostgreSQL endpoint hands the acceptor to pgwire, the dashboard listens through
+//! [`TlsListener`].
 //!
 //! rustls with the ring provider (the one the SCRAM code already uses), named explicitly:
 //! the dependency tree enables two providers, and rustls refuses to guess between them.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
+use datafusion_postgres::pgwire::tokio::tokio_rustls::server::TlsStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
 
 pub use datafusion_postgres::pgwire::tokio::TlsAcceptor;
 
@@ -61,6 +68,82 @@ pub fn pg_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     let mut config = server_config(files)?;
     config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A TLS acceptor for the dashboard and the API (ALPN `http/1.1`).
+pub fn http_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    let mut config = server_config(files)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Handshakes under way at most; more wait to be accepted.
+const HANDSHAKES: usize = 256;
+
+/// The dashboard's listener over TLS: each handshake runs in a task of its own, with a time
+/// limit, so a slow or silent client holds up only itself; finished ones go to the server.
+pub struct TlsListener {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    /// Accepts on `listener`, handshaking with `acceptor`.
+    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        let (done, ready) = mpsc::channel(HANDSHAKES);
+        let slots = Arc::new(Semaphore::new(HANDSHAKES));
+        tokio::spawn(async move {
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (socket, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!("https: cannot accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if done.is_closed() {
+                    return;
+                }
+                let (acceptor, done) = (acceptor.clone(), done.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(socket))
+                        .await
+                    {
+                        Ok(Ok(stream)) => {
+                            let _ = done.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("https: handshake with {peer} failed: {e}"),
+                        Err(_) => tracing::debug!("https: handshake with {peer} timed out"),
+                    }
+                    drop(slot);
+                });
+            }
+        });
+        Ok(TlsListener { local, ready })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The accepting task ended: nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
 }
 
 /// A rustls server configuration for `files` (TLS 1.2 and 1.3, no client certificates).
@@ -131,9 +214,9 @@ mod tests {
     }
 
     #[test]
-    fn a_certificate_without_its_key_is_refused() {
+    fn a_key_file_without_a_key_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
-        // A syntactically valid PEM block that is no certificate: rustls must refuse the pair.
+        // A well-formed PEM block: the certificate parses; the key file holds no key.
         let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         let e = server_config(&files(dir.path(), cert, "no key here\n"))
             .unwrap_err()

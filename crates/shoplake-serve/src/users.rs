@@ -255,7 +255,11 @@ impl Users {
 
     /// The user whose name and password these are, if they match.
     pub fn authenticate(&self, name: &str, password: &str) -> Option<&User> {
-        let user = self.users.get(name)?;
+        let Some(user) = self.users.get(name) else {
+            // As long as for a user who exists: the time says nothing of which names do.
+            ScramVerifier::unmatchable().matches(password);
+            return None;
+        };
         user.verifier.matches(password).then_some(user)
     }
 }
@@ -506,7 +510,8 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares without stopping at the first difference (no timing hint of a secret).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use shoplake_lake::Lake;
 use shoplake_serve::http::{ServeError, ServeOptions, bind, serve};
 use shoplake_serve::pg::{self, Limits, PgError, PgOptions};
-use shoplake_serve::tls::{TlsFiles, pg_acceptor};
+use shoplake_serve::tls::{TlsFiles, http_acceptor, pg_acceptor};
 use shoplake_serve::users::Users;
 
 use crate::cli::ServeArgs;
@@ -18,8 +18,9 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub async fn run(lake: Lake, settings: &Settings, args: &ServeArgs) -> Result<(), Exit> {
     let file = &settings.serve;
     let pg_listen = args.pg.or(file.pg);
-    // The dashboard, unless only the PostgreSQL endpoint was asked for.
-    let listen = match (args.listen.or(file.listen), pg_listen) {
+    // The dashboard, unless only the PostgreSQL endpoint was asked for on the command line
+    // (`[serve] pg` alone keeps the dashboard at its default address).
+    let listen = match (args.listen.or(file.listen), args.pg) {
         (Some(listen), _) => Some(listen),
         (None, None) => Some(DEFAULT_LISTEN.parse().expect("a socket address")),
         (None, Some(_)) => None,
@@ -48,11 +49,19 @@ pub async fn run(lake: Lake, settings: &Settings, args: &ServeArgs) -> Result<()
                 listen,
                 token: args.token.clone().filter(|t| !t.is_empty()),
                 users: users.clone(),
+                tls: tls.as_ref().map(http_acceptor).transpose().map_err(usage)?,
             };
             let (listener, addr) = bind(&options).await.map_err(|e| match e {
-                e @ (ServeError::Unprotected(_) | ServeError::Bind { .. }) => usage(e),
+                e @ (ServeError::Unprotected(_)
+                | ServeError::ClearLogins(_)
+                | ServeError::Bind { .. }) => usage(e),
                 e => Exit::from(e),
             })?;
+            let scheme = if options.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             let login = match (&options.users, &options.token) {
                 (Some(_), _) => "  (log in: a user of the users file)",
                 (None, Some(_)) => "?token=...",
@@ -60,12 +69,12 @@ pub async fn run(lake: Lake, settings: &Settings, args: &ServeArgs) -> Result<()
             };
             // A server outlives whoever read its first lines: a closed stdout is no reason
             // to stop.
-            let _ = writeln!(out, "dashboard: http://{addr}/{login}");
-            let _ = writeln!(out, "reports:   http://{addr}/api/reports");
-            if !addr.ip().is_loopback() {
+            let _ = writeln!(out, "dashboard: {scheme}://{addr}/{login}");
+            let _ = writeln!(out, "reports:   {scheme}://{addr}/api/reports");
+            if !addr.ip().is_loopback() && options.tls.is_none() {
                 let _ = writeln!(
                     out,
-                    "warning:   {addr} is not loopback and the dashboard speaks plain HTTP: logins and reports are in clear; put it behind a TLS proxy"
+                    "warning:   {addr} is not loopback and the dashboard speaks plain HTTP: the token and the reports are in clear (--tls-cert, --tls-key)"
                 );
             }
             Some(tokio::spawn(serve(

@@ -8,18 +8,21 @@
 //! - Neither (loopback only, which `bind` enforces): everyone.
 //!
 //! `/healthz` answers everyone. A password is checked by PBKDF2 (the SCRAM verifier's 4096
-//! rounds, a few milliseconds); a check that passed is remembered by a digest of the header,
-//! so the dozen calls a dashboard makes cost one.
+//! rounds, a few milliseconds; as long for a name that is not a user), off the async workers
+//! and two at a time, so a flood of bad logins cannot stall the servers; a check that passed
+//! is remembered by a digest of the header, so a dashboard's later calls cost none.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::users::Users;
+use crate::users::{Users, constant_time_eq};
 
 /// Credentials remembered at most (then forgotten all at once: a login costs one check again).
 const REMEMBERED: usize = 4096;
@@ -30,6 +33,29 @@ pub struct Guard {
     users: Option<Arc<Users>>,
     /// Digests of Basic headers that passed, and the user each named.
     passed: Mutex<HashMap<[u8; 32], String>>,
+    /// Password checks running at once.
+    checks: Semaphore,
+}
+
+/// What a request carries that may let it in, taken from it before any wait.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    authorization: Option<String>,
+    query: Option<String>,
+}
+
+impl Credentials {
+    /// `request`'s `Authorization` header and query string.
+    pub fn of(request: &Request) -> Credentials {
+        Credentials {
+            authorization: request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string),
+            query: request.uri().query().map(str::to_string),
+        }
+    }
 }
 
 /// What a request is let do.
@@ -61,6 +87,7 @@ impl Guard {
             token: token.filter(|t| !t.is_empty()).map(Arc::from),
             users,
             passed: Mutex::new(HashMap::new()),
+            checks: Semaphore::new(2),
         }
     }
 
@@ -74,25 +101,17 @@ impl Guard {
         self.users.is_some()
     }
 
-    /// Whether `/?token=` is how the page is opened.
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
-    }
-
-    /// Checks `request` (its route is `route`).
-    pub fn check(&self, route: &str, request: &Request) -> Verdict {
+    /// Checks a request to `route` that carries `credentials`.
+    pub async fn check(&self, route: &str, credentials: &Credentials) -> Verdict {
         if !self.is_on() || route == "/healthz" {
             return Verdict::Allowed(None);
         }
-        let authorization = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v: &HeaderValue| v.to_str().ok());
+        let authorization = credentials.authorization.as_deref();
         if let Some(token) = &self.token {
             let bearer = authorization
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-            let query = request.uri().query().is_some_and(|q| {
+            let query = credentials.query.as_deref().is_some_and(|q| {
                 q.split('&')
                     .filter_map(|pair| pair.split_once('='))
                     .any(|(k, v)| k == "token" && constant_time_eq(v.as_bytes(), token.as_bytes()))
@@ -105,12 +124,12 @@ impl Guard {
             &self.users,
             authorization.and_then(|v| v.strip_prefix("Basic ")),
         ) {
-            return self.check_basic(users, basic.trim());
+            return self.check_basic(users, basic.trim()).await;
         }
         Verdict::Unauthenticated(self.what_to_send())
     }
 
-    fn check_basic(&self, users: &Users, basic: &str) -> Verdict {
+    async fn check_basic(&self, users: &Arc<Users>, basic: &str) -> Verdict {
         let digest = ring::digest::digest(&ring::digest::SHA256, basic.as_bytes());
         let key: [u8; 32] = digest.as_ref().try_into().expect("a SHA-256 digest");
         if let Some(name) = self.remembered().get(&key) {
@@ -129,15 +148,27 @@ impl Guard {
                 "the Authorization header is not Basic base64(user:password)".to_string(),
             );
         };
-        let Some(user) = users.authenticate(&name, &password) else {
+        let role = {
+            let Ok(_permit) = self.checks.acquire().await else {
+                return Verdict::Unauthenticated("the server is stopping".to_string());
+            };
+            let (users, user) = (users.clone(), name.clone());
+            tokio::task::spawn_blocking(move || {
+                users.authenticate(&user, &password).map(|u| u.role.clone())
+            })
+            .await
+            .ok()
+            .flatten()
+        };
+        let Some(role) = role else {
             return Verdict::Unauthenticated(format!(
                 "password authentication failed for user \"{name}\""
             ));
         };
-        if !user.role.sees_reports() {
+        if !role.sees_reports() {
             return Verdict::Forbidden(format!(
                 "user \"{name}\" has role \"{}\", which does not see the model layer the reports read",
-                user.role.name
+                role.name
             ));
         }
         let mut passed = self.remembered();
@@ -160,9 +191,14 @@ impl Guard {
         }
     }
 
-    /// `Ok(user)` when `request` may be served, else the answer to send.
-    pub fn admit(&self, route: &str, request: &Request) -> Result<Option<String>, Refusal> {
-        match self.check(route, request) {
+    /// `Ok(user)` when a request to `route` with `credentials` may be served, else the
+    /// answer to send.
+    pub async fn admit(
+        &self,
+        route: &str,
+        credentials: &Credentials,
+    ) -> Result<Option<String>, Refusal> {
+        match self.check(route, credentials).await {
             Verdict::Allowed(user) => Ok(user),
             Verdict::Forbidden(message) => Err(Refusal {
                 status: StatusCode::FORBIDDEN,
@@ -180,11 +216,6 @@ impl Guard {
     }
 }
 
-/// Compares without stopping at the first difference (no timing hint of the token).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,97 +230,104 @@ mod tests {
         Arc::new(Users::parse(&text).unwrap())
     }
 
-    fn request(uri: &str, authorization: Option<&str>) -> Request {
+    fn sent(uri: &str, authorization: Option<&str>) -> Credentials {
         let mut builder = Request::builder().uri(uri);
         if let Some(a) = authorization {
             builder = builder.header(header::AUTHORIZATION, a);
         }
-        builder.body(axum::body::Body::empty()).unwrap()
+        Credentials::of(&builder.body(axum::body::Body::empty()).unwrap())
     }
 
     fn basic(user: &str, password: &str) -> String {
         format!("Basic {}", BASE64.encode(format!("{user}:{password}")))
     }
 
-    #[test]
-    fn nothing_asked_lets_everyone_in() {
+    #[tokio::test]
+    async fn nothing_asked_lets_everyone_in() {
         let guard = Guard::new(Some(String::new()), None);
         assert!(!guard.is_on());
         assert_eq!(
-            guard.check("/", &request("/", None)),
+            guard.check("/", &sent("/", None)).await,
             Verdict::Allowed(None)
         );
     }
 
-    #[test]
-    fn users_log_in_by_basic_and_their_role_must_see_the_reports() {
+    #[tokio::test]
+    async fn users_log_in_by_basic_and_their_role_must_see_the_reports() {
         let guard = Guard::new(None, Some(users()));
-        let check =
-            |auth: Option<&str>| guard.check("/api/reports", &request("/api/reports", auth));
+        let check = |auth: Option<String>| {
+            let credentials = sent("/api/reports", auth.as_deref());
+            let guard = &guard;
+            async move { guard.check("/api/reports", &credentials).await }
+        };
+        let ana = Verdict::Allowed(Some("ana".into()));
+        assert_eq!(check(Some(basic("ana", "s3cret"))).await, ana);
         assert_eq!(
-            check(Some(&basic("ana", "s3cret"))),
-            Verdict::Allowed(Some("ana".into()))
+            guard.remembered().len(),
+            1,
+            "a login that passed is remembered"
         );
-        // Remembered: the same header passes again (and a wrong one still fails).
-        assert_eq!(
-            check(Some(&basic("ana", "s3cret"))),
-            Verdict::Allowed(Some("ana".into()))
-        );
+        assert_eq!(check(Some(basic("ana", "s3cret"))).await, ana);
         assert!(
-            matches!(check(Some(&basic("ana", "wrong"))), Verdict::Unauthenticated(m) if m.contains("\"ana\""))
+            matches!(check(Some(basic("ana", "wrong"))).await, Verdict::Unauthenticated(m) if m.contains("\"ana\""))
         );
         assert!(matches!(
-            check(Some(&basic("nobody", "s3cret"))),
+            check(Some(basic("nobody", "s3cret"))).await,
             Verdict::Unauthenticated(_)
         ));
+        assert_eq!(guard.remembered().len(), 1, "a login that failed is not");
         assert!(
-            matches!(check(Some("Basic !!!")), Verdict::Unauthenticated(m) if m.contains("base64"))
+            matches!(check(Some("Basic !!!".into())).await, Verdict::Unauthenticated(m) if m.contains("base64"))
         );
-        assert!(matches!(check(None), Verdict::Unauthenticated(m) if m.contains("curl -u")));
-        let forbidden = check(Some(&basic("raw_only", "other")));
+        assert!(matches!(check(None).await, Verdict::Unauthenticated(m) if m.contains("curl -u")));
+        let forbidden = check(Some(basic("raw_only", "other"))).await;
         assert!(matches!(&forbidden, Verdict::Forbidden(m) if m.contains("loader")));
-        let refused = |auth: Option<&str>| {
-            guard
-                .admit("/api/reports", &request("/api/reports", auth))
-                .unwrap_err()
+        let refused = |auth: Option<String>| {
+            let credentials = sent("/api/reports", auth.as_deref());
+            let guard = &guard;
+            async move { guard.admit("/api/reports", &credentials).await.unwrap_err() }
         };
         assert_eq!(
-            refused(Some(&basic("raw_only", "other"))).status,
+            refused(Some(basic("raw_only", "other"))).await.status,
             StatusCode::FORBIDDEN
         );
-        let unauthenticated = refused(None);
+        let unauthenticated = refused(None).await;
         assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
         let challenge = unauthenticated.challenge.unwrap();
         assert!(challenge.to_str().unwrap().starts_with("Basic realm="));
         // A token is not a password: without a token configured, Bearer is refused.
         assert!(matches!(
-            check(Some("Bearer s3cret")),
+            check(Some("Bearer s3cret".into())).await,
             Verdict::Unauthenticated(_)
         ));
         // Health answers everyone.
         assert_eq!(
-            guard.check("/healthz", &request("/healthz", None)),
+            guard.check("/healthz", &sent("/healthz", None)).await,
             Verdict::Allowed(None)
         );
     }
 
-    #[test]
-    fn a_token_is_taken_from_the_header_or_the_page_address() {
+    #[tokio::test]
+    async fn a_token_is_taken_from_the_header_or_the_page_address() {
         let guard = Guard::new(Some("t0k".into()), Some(users()));
         assert_eq!(
-            guard.check("/", &request("/?token=t0k", None)),
+            guard.check("/", &sent("/?token=t0k", None)).await,
             Verdict::Allowed(None)
         );
         assert_eq!(
-            guard.check("/api/reports", &request("/api/reports", Some("Bearer t0k"))),
+            guard
+                .check("/api/reports", &sent("/api/reports", Some("Bearer t0k")))
+                .await,
             Verdict::Allowed(None)
         );
         assert!(matches!(
-            guard.check("/", &request("/?token=t0", None)),
+            guard.check("/", &sent("/?token=t0", None)).await,
             Verdict::Unauthenticated(m) if m.contains("Bearer")
         ));
         assert_eq!(
-            guard.check("/", &request("/", Some(&basic("ana", "s3cret")))),
+            guard
+                .check("/", &sent("/", Some(&basic("ana", "s3cret"))))
+                .await,
             Verdict::Allowed(Some("ana".into()))
         );
     }

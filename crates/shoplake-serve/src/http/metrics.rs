@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::auth::Refusal;
+use super::auth::{Credentials, Refusal};
 use shoplake_sql::SqlCatalog;
 
 use super::api::{ApiError, lake_version};
@@ -150,7 +150,8 @@ pub(crate) async fn observe(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let response = match state.guard.admit(&route, &request) {
+    let credentials = Credentials::of(&request);
+    let response = match state.guard.admit(&route, &credentials).await {
         Ok(_) => next.run(request).await,
         Err(Refusal {
             status,

@@ -12,8 +12,9 @@
 //! is served by the next request without a restart. Bad parameters are a 400 with a JSON body
 //! `{"error": "..."}` that says what is wrong. The server listens on loopback unless told
 //! otherwise; elsewhere it requires the users of the users file (HTTP Basic: the browser's
-//! login prompt, `curl -u`) or a token (`Authorization: Bearer TOKEN`, or `?token=` on the
-//! page, which passes it on to the API): see [`auth`].
+//! login prompt, `curl -u`; then over HTTPS, with a certificate and key) or a token
+//! (`Authorization: Bearer TOKEN`, or `?token=` on the page, which passes it on to the API):
+//! see [`auth`].
 
 mod api;
 mod assets;
@@ -30,7 +31,7 @@ use shoplake_lake::Lake;
 pub use metrics::Metrics;
 
 /// What `shoplake serve` was asked for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Where the dashboard listens.
     pub listen: SocketAddr,
@@ -38,6 +39,8 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// The users who may log in (the users file of the PostgreSQL endpoint).
     pub users: Option<Arc<crate::users::Users>>,
+    /// HTTPS, when a certificate and key are configured.
+    pub tls: Option<crate::tls::TlsAcceptor>,
 }
 
 /// Why the server could not start.
@@ -48,6 +51,11 @@ pub enum ServeError {
         "{0} is not a loopback address: give a users file (--users FILE) or a token (--token or SHOPLAKE_SERVE_TOKEN) so that only those who have one read the lake"
     )]
     Unprotected(SocketAddr),
+    /// Logins with passwords off loopback over plain HTTP.
+    #[error(
+        "{0} is not a loopback address and the dashboard's logins carry passwords: give --tls-cert and --tls-key (or tls_cert and tls_key in [serve]), or listen on loopback behind your TLS proxy"
+    )]
+    ClearLogins(SocketAddr),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -97,6 +105,9 @@ pub async fn bind(
     if !options.listen.ip().is_loopback() && !guarded {
         return Err(ServeError::Unprotected(options.listen));
     }
+    if !options.listen.ip().is_loopback() && options.users.is_some() && options.tls.is_none() {
+        return Err(ServeError::ClearLogins(options.listen));
+    }
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -119,8 +130,18 @@ pub async fn serve(
         guard: Arc::new(auth::Guard::new(options.token, options.users)),
         metrics: Arc::new(Metrics::default()),
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    match options.tls {
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(listener, acceptor)?;
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     Ok(())
 }

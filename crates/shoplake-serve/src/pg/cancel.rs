@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::handler::user_error;
 use super::policy::error;
+use crate::users::constant_time_eq;
 
 /// One connection's cancel requests, counted.
 #[derive(Debug, Default)]
@@ -117,7 +118,9 @@ impl CancelHandler for Cancels {
         let cancel = self
             .locked()
             .get(&request.pid)
-            .filter(|(secret, _)| secret.eq_value(&request.secret_key))
+            .filter(|(secret, _)| {
+                constant_time_eq(&secret.to_bytes(), &request.secret_key.to_bytes())
+            })
             .and_then(|(_, cancel)| cancel.upgrade());
         if let Some(cancel) = cancel {
             tracing::debug!("pg: cancel request for connection {}", request.pid);

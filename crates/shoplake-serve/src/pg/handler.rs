@@ -198,7 +198,7 @@ fn bounded(mut response: QueryResponse, stop: Stop, max_rows: u64) -> QueryRespo
                 return None;
             }
             let row = match stop.within(rows.next()).await {
-                Ok(Some(row)) => row,
+                Ok(Some(row)) => row.map_err(from_inner),
                 Ok(None) => return None,
                 Err(e) => Err(e),
             };
@@ -240,7 +240,10 @@ impl Queries {
     ) -> PgWireResult<QueryResponse> {
         let frame = stop.within(self.plan(session, statement)).await??;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        encode_dataframe(frame, &Format::UnifiedText, Some(options)).await
+        // Physical planning and the first batch happen here: bounded as well.
+        stop.within(encode_dataframe(frame, &Format::UnifiedText, Some(options)))
+            .await?
+            .map_err(from_inner)
     }
 }
 

@@ -228,6 +228,25 @@ fn fatal_message(code: &str, message: &str) -> Vec<u8> {
     out
 }
 
+/// Whether the first message on `socket` is a CancelRequest (its code after the length),
+/// read without taking it off the socket.
+async fn is_cancel_request(socket: &tokio::net::TcpStream) -> bool {
+    const CANCEL_REQUEST_CODE: i32 = 80877102;
+    let mut head = [0u8; 8];
+    let whole = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match socket.peek(&mut head).await {
+                Ok(n) if n >= head.len() => return true,
+                Ok(0) | Err(_) => return false,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    whole && i32::from_be_bytes([head[4], head[5], head[6], head[7]]) == CANCEL_REQUEST_CODE
+}
+
 /// Serves `lake` on `listener` until `shutdown` completes.
 pub async fn serve(
     lake: Lake,
@@ -258,7 +277,14 @@ pub async fn serve(
                 "sorry, too many clients already (at most {} connections: [serve] pg_max_connections)",
                 options.limits.max_connections
             );
+            // A cancel request comes on a connection of its own, most needed when the server
+            // is full: it takes no slot, and is answered and closed at once.
+            let canceller = Connection::new(&lake, &options, &cancels);
             tokio::spawn(async move {
+                if is_cancel_request(&socket).await {
+                    let _ = pgwire::tokio::process_socket(socket, None, canceller).await;
+                    return;
+                }
                 let _ = socket.write_all(&fatal_message("53300", &message)).await;
                 let _ = socket.shutdown().await;
             });

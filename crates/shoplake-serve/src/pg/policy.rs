@@ -8,10 +8,12 @@
 //! never allows, 0A000 (feature not supported) for what shoplake does not implement. The
 //! logical plan of every query is checked again by the engine's read-only options.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use datafusion::sql::sqlparser::ast::{
-    CopySource, CopyTarget, Expr, Query, Set, SetExpr, Statement, Value, ValueWithSpan,
+    CopySource, CopyTarget, Expr, ObjectName, Query, Set, SetExpr, Statement, TableFactor, Value,
+    ValueWithSpan, Visit, Visitor,
 };
 use datafusion_postgres::pgwire::error::ErrorInfo;
 
@@ -51,9 +53,112 @@ fn read_only(what: &str) -> Verdict {
     ))
 }
 
+/// Functions that read server files or reach the network, in the engines and databases clients
+/// know (DataFusion registers none of them today; a later version, or an extension, might).
+const FILE_FUNCTIONS: &[&str] = &[
+    "read_csv",
+    "read_csv_auto",
+    "read_parquet",
+    "read_json",
+    "read_json_auto",
+    "read_ndjson",
+    "read_avro",
+    "read_arrow",
+    "read_text",
+    "read_blob",
+    "parquet_scan",
+    "parquet_metadata",
+    "glob",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "lo_import",
+    "lo_export",
+    "dblink",
+    "http_get",
+];
+
+/// Endings of a table name that is a file.
+const FILE_ENDINGS: &[&str] = &[
+    ".csv", ".tsv", ".parquet", ".json", ".ndjson", ".avro", ".arrow", ".gz", ".zst", ".txt",
+];
+
+/// The file-reading function or file path `statement` names, if any: in a table's place
+/// (`FROM '/etc/passwd'`, `FROM read_csv(...)`, `LATERAL read_csv(...)`) or as a function
+/// anywhere.
+fn reads_files(statement: &Statement) -> Option<String> {
+    match statement.visit(&mut FileReads) {
+        ControlFlow::Break(name) => Some(name),
+        ControlFlow::Continue(()) => None,
+    }
+}
+
+/// Looks for what [`reads_files`] refuses.
+struct FileReads;
+
+impl FileReads {
+    /// The last part of `name`, lower case.
+    fn last(name: &ObjectName) -> String {
+        name.0
+            .last()
+            .and_then(|part| part.as_ident())
+            .map(|ident| ident.value.to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+
+    fn is_file_function(name: &ObjectName) -> bool {
+        FILE_FUNCTIONS.contains(&Self::last(name).as_str())
+    }
+
+    fn is_path(name: &ObjectName) -> bool {
+        let part = Self::last(name);
+        part.contains('/')
+            || part.contains('\\')
+            || FILE_ENDINGS.iter().any(|ending| part.ends_with(ending))
+    }
+}
+
+impl Visitor for FileReads {
+    type Break = String;
+
+    fn pre_visit_relation(&mut self, name: &ObjectName) -> ControlFlow<String> {
+        if Self::is_path(name) || Self::is_file_function(name) {
+            return ControlFlow::Break(name.to_string());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<String> {
+        match factor {
+            TableFactor::Function { name, .. } if Self::is_file_function(name) => {
+                ControlFlow::Break(name.to_string())
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<String> {
+        match expr {
+            Expr::Function(f) if Self::is_file_function(&f.name) => {
+                ControlFlow::Break(f.name.to_string())
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    }
+}
+
 /// Classifies `statement`; `max_timeout` is the server's statement timeout, which a client
 /// may lower but not lift.
 pub(crate) fn classify(statement: &Statement, max_timeout: Duration) -> Verdict {
+    if let Some(what) = reads_files(statement) {
+        return Verdict::Refuse(error(
+            INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied: this endpoint reads the lake's tables only, not server files or the network ({what})"
+            ),
+        ));
+    }
     match statement {
         Statement::Query(query) => match query_writes(query) {
             Some(what) => read_only(what),
@@ -306,6 +411,13 @@ mod tests {
         classify(&statements[0], Duration::from_secs(300))
     }
 
+    fn refused_with_message(sql: &str) -> String {
+        match verdict(sql) {
+            Verdict::Refuse(info) => info.message,
+            other => panic!("{sql}: not refused but {other:?}"),
+        }
+    }
+
     fn refused_with(sql: &str) -> String {
         match verdict(sql) {
             Verdict::Refuse(e) => e.code,
@@ -372,9 +484,24 @@ mod tests {
             "SET statement_timeout = 0",
             "SET statement_timeout = '1h'",
             "SET ROLE engineer",
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "SELECT * FROM READ_PARQUET('s3://bucket/x.parquet')",
+            "SELECT * FROM '/etc/passwd'",
+            "SELECT * FROM 'events.csv.gz'",
+            "SELECT count(*) FROM model.fact_user_events f JOIN read_json('x') j ON true",
+            "SELECT pg_read_file('/etc/passwd')",
+            "SELECT * FROM (SELECT lo_import('/etc/passwd')) t",
+            "WITH f AS (SELECT * FROM read_csv_auto('/x')) SELECT * FROM f",
+            "SELECT * FROM model.dim_users u, LATERAL read_csv('/etc/passwd')",
+            "EXPLAIN SELECT * FROM read_csv('/etc/passwd')",
+            "COPY (SELECT * FROM read_csv('/etc/passwd')) TO STDOUT",
         ] {
             assert_eq!(refused_with(sql), INSUFFICIENT_PRIVILEGE, "{sql}");
         }
+        assert!(
+            refused_with_message("SELECT * FROM read_csv('/etc/passwd')")
+                .contains("not server files or the network")
+        );
         assert_eq!(
             refused_with("COPY model.fact_user_events TO STDOUT"),
             FEATURE_NOT_SUPPORTED

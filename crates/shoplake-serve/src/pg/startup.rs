@@ -150,7 +150,7 @@ impl StartupHandler for Login {
             PgWireFrontendMessage::Startup(ref startup) => {
                 if self.tls_required
                     && !client.is_secure()
-                    && !client.socket_addr().ip().is_loopback()
+                    && !client.socket_addr().ip().to_canonical().is_loopback()
                 {
                     return Err(needs_tls());
                 }

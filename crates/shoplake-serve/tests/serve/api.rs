@@ -84,6 +84,7 @@ async fn start_with(
         listen: "127.0.0.1:0".parse().unwrap(),
         token: token.map(str::to_string),
         users: users.map(Arc::new),
+        tls: None,
     };
     let (listener, addr) = bind(&options).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -244,6 +245,7 @@ async fn a_token_is_required_when_set_and_elsewhere_than_loopback() {
         listen: "0.0.0.0:0".parse().unwrap(),
         token: None,
         users: None,
+        tls: None,
     };
     let err = bind(&outside).await.unwrap_err().to_string();
     assert!(
@@ -308,13 +310,18 @@ async fn the_users_file_s_users_log_in_and_nothing_but_health_answers_without() 
     add_user(&path, "lou", "loader", "lou-pw").unwrap();
     let users = Users::load(&path).unwrap();
 
-    // Users alone are enough to listen elsewhere than loopback.
+    // Off loopback, logins with passwords need TLS (the CLI test serves HTTPS).
     let outside = ServeOptions {
         listen: "0.0.0.0:0".parse().unwrap(),
         token: None,
         users: Some(Arc::new(users.clone())),
+        tls: None,
     };
-    assert!(bind(&outside).await.is_ok());
+    let e = bind(&outside).await.unwrap_err().to_string();
+    assert!(
+        e.contains("carry passwords") && e.contains("--tls-cert"),
+        "{e}"
+    );
 
     let (open, _stop_open) = start(lake.clone(), None).await;
     let (addr, _stop) = start_with(lake, None, Some(users)).await;
