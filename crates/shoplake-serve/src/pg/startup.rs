@@ -102,28 +102,35 @@ impl Login {
     }
 }
 
-fn failed(user: &str) -> PgWireError {
-    let mut info = error(
-        "28P01",
-        format!("password authentication failed for user \"{user}\""),
-    );
+/// An error that ends the connection.
+fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
+    let mut info = error(code, message);
     info.severity = "FATAL".to_string();
     PgWireError::UserError(Box::new(info))
+}
+
+fn failed(user: &str) -> PgWireError {
+    fatal(
+        "28P01",
+        format!("password authentication failed for user \"{user}\""),
+    )
 }
 
 fn needs_tls() -> PgWireError {
-    let mut info = error(
+    fatal(
         "28000",
         "this server takes connections from other hosts over TLS only: connect with sslmode=require",
-    );
-    info.severity = "FATAL".to_string();
-    PgWireError::UserError(Box::new(info))
+    )
 }
 
 fn malformed(what: &str) -> PgWireError {
-    let mut info = error("08P01", format!("malformed SCRAM message: {what}"));
-    info.severity = "FATAL".to_string();
-    PgWireError::UserError(Box::new(info))
+    fatal("08P01", format!("malformed SCRAM message: {what}"))
+}
+
+/// Whether a client must be refused for want of TLS: TLS is configured, the connection is
+/// not encrypted, and the peer is not this host (an IPv4 peer of an IPv6 listener included).
+fn refused_without_tls(tls_required: bool, secure: bool, peer: std::net::IpAddr) -> bool {
+    tls_required && !secure && !peer.to_canonical().is_loopback()
 }
 
 /// The value of attribute `key` (`r`, `c`, `p`, ...) in a SCRAM message.
@@ -148,10 +155,11 @@ impl StartupHandler for Login {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
-                if self.tls_required
-                    && !client.is_secure()
-                    && !client.socket_addr().ip().to_canonical().is_loopback()
-                {
+                if refused_without_tls(
+                    self.tls_required,
+                    client.is_secure(),
+                    client.socket_addr().ip(),
+                ) {
                     return Err(needs_tls());
                 }
                 protocol_negotiation(client, startup).await?;
@@ -275,5 +283,22 @@ impl StartupHandler for Login {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_loopback_a_client_needs_tls_once_it_is_configured() {
+        let ip = |text: &str| text.parse::<std::net::IpAddr>().unwrap();
+        assert!(refused_without_tls(true, false, ip("10.0.0.1")));
+        assert!(refused_without_tls(true, false, ip("2001:db8::1")));
+        assert!(!refused_without_tls(true, true, ip("10.0.0.1")));
+        assert!(!refused_without_tls(false, false, ip("10.0.0.1")));
+        assert!(!refused_without_tls(true, false, ip("127.0.0.1")));
+        assert!(!refused_without_tls(true, false, ip("::1")));
+        assert!(!refused_without_tls(true, false, ip("::ffff:127.0.0.1")));
     }
 }
