@@ -92,6 +92,13 @@ pub enum Command {
     Serve(ServeArgs),
     /// The users file of `serve`: logins and their roles.
     Users(UsersArgs),
+    /// The store's PostgreSQL database: create its schema, load an export into it as the app
+    /// would have written it, or play live app traffic against it.
+    Oltp(OltpArgs),
+    /// Change data capture: copy the store's database into raw.cdc_* tables (an initial
+    /// snapshot, then every committed change), exactly once, until stopped (or with
+    /// --catch-up, until everything committed before the start is in).
+    Cdc(CdcArgs),
     /// Show every table (version, partitions, rows, last update) and the latest runs.
     Status(StatusArgs),
     /// Write the data dictionary (docs/data_dictionary.md) from the table definitions.
@@ -272,12 +279,100 @@ pub struct ProfileArgs {
     pub out: Option<PathBuf>,
 }
 
+/// The store database's URL.
+#[derive(Debug, Args, Clone)]
+pub struct DbArg {
+    /// The store's database: postgresql://user:password@host:port/database.
+    #[arg(long, env = "SHOPLAKE_DB", value_name = "URL")]
+    pub db: String,
+}
+
+/// `shoplake oltp`.
+#[derive(Debug, Args)]
+pub struct OltpArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: OltpCommand,
+}
+
+/// The `oltp` verbs.
+#[derive(Debug, Subcommand)]
+pub enum OltpCommand {
+    /// Create the store's normalized schema (users, brands, categories, products, sessions,
+    /// events) or bring it to the latest version; running it again changes nothing.
+    Init {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Load an export (CSV or CSV.gz) the way the app would have written it: users,
+    /// sessions, products, brands and the category tree derived from the events, in
+    /// batches with COPY. Lines the schema cannot hold are counted by reason. A file is
+    /// loaded once; an interrupted load resumes after its last batch.
+    Load {
+        /// The export.
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+        /// Events per transaction.
+        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        batch: usize,
+    },
+    /// Play live app traffic: sign-ups, sessions and events at RATE events per second, with
+    /// the updates and deletes an app makes (prices, stock, profiles, deleted accounts),
+    /// one multi-statement transaction every tenth of a second.
+    Simulate {
+        #[command(flatten)]
+        db: DbArg,
+        /// Events per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// How long, e.g. 30s or 10m.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// `shoplake cdc`.
+#[derive(Debug, Args)]
+pub struct CdcArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Logical replication slot (created when missing).
+    #[arg(long, default_value = "shoplake", value_name = "NAME")]
+    pub slot: String,
+    /// Publication of the store's tables (created when missing).
+    #[arg(long, default_value = "shoplake", value_name = "NAME")]
+    pub publication: String,
+    /// Stop once everything committed before the start is in the lake.
+    #[arg(long)]
+    pub catch_up: bool,
+    /// Drop the slot and the raw.cdc_* rows and start over from a new snapshot (after a
+    /// TRUNCATE, a lost slot, a schema change).
+    #[arg(long)]
+    pub resnapshot: bool,
+    /// How often a heartbeat row is written (it moves the slot when the store is quiet).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub heartbeat: std::time::Duration,
+    /// Longest a committed transaction waits before it is landed.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub flush_interval: std::time::Duration,
+}
+
 /// `shoplake status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// How many recent runs to list.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// The store's database, to show the replication slot's lag.
+    #[arg(long, env = "SHOPLAKE_DB", value_name = "URL")]
+    pub db: Option<String>,
+    /// The slot whose lag to show.
+    #[arg(long, default_value = "shoplake", value_name = "NAME")]
+    pub slot: String,
 }
 
 /// `shoplake docs`.

@@ -77,6 +77,7 @@ fn init_logs(format: LogFormat, quiet: bool) {
             "shoplake_quality",
             "shoplake_profile",
             "shoplake_pipeline",
+            "shoplake_oltp",
         ];
         let levels: Vec<String> = crates.iter().map(|c| format!("{c}={ours}")).collect();
         tracing_subscriber::EnvFilter::new(format!("off,{}", levels.join(",")))
@@ -147,6 +148,10 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
     if let Command::Users(args) = &cli.command {
         return commands::users::run(args);
     }
+    if let Command::Oltp(args) = &cli.command {
+        let bars = progress::Bars::new(cli.quiet);
+        return commands::oltp::run(args, &bars, cli.quiet).await;
+    }
     let settings = Settings::resolve(&cli).map_err(usage)?;
     if let Command::Convert(args) = &cli.command {
         return commands::convert::run(args, &settings, cli.quiet);
@@ -167,7 +172,12 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Profile(args) => commands::profile::run(&lake, args, &bars).await,
         Command::Report(args) => commands::report::run(&lake, args).await,
         Command::Serve(args) => commands::serve::run(lake, &settings, args).await,
-        Command::Generate(_) | Command::Docs(_) | Command::Convert(_) | Command::Users(_) => {
+        Command::Cdc(args) => commands::cdc::run(&lake, args, &bars, cli.quiet).await,
+        Command::Generate(_)
+        | Command::Docs(_)
+        | Command::Convert(_)
+        | Command::Users(_)
+        | Command::Oltp(_) => {
             unreachable!("handled above")
         }
     }

@@ -15,6 +15,7 @@
 pub mod accounting;
 pub mod append_days;
 pub mod built_from;
+pub mod cdc_tables;
 pub mod dictionary;
 pub mod error;
 mod evolve;

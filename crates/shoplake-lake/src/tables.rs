@@ -119,7 +119,7 @@ impl TableDef {
     }
 }
 
-fn col(
+pub(crate) fn col(
     name: &'static str,
     data_type: DataType,
     nullable: bool,
@@ -1434,6 +1434,10 @@ pub fn all() -> Vec<TableDef> {
         meta_run_days(),
         quality_results(),
     ]
+    .into_iter()
+    .chain(crate::cdc_tables::all_cdc())
+    .chain([crate::cdc_tables::meta_cdc_progress()])
+    .collect()
 }
 
 /// Looks a table up by its qualified name (`clean.events`).

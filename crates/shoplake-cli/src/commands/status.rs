@@ -67,5 +67,47 @@ pub async fn run(lake: &Lake, args: &StatusArgs) -> Result<(), Exit> {
         true,
     )
     .await?;
+    cdc_status(lake, &catalog, args).await
+}
+
+/// Change data capture: the lake's position and, given the database, the slot's lag.
+async fn cdc_status(lake: &Lake, catalog: &SqlCatalog, args: &StatusArgs) -> Result<(), Exit> {
+    let def = shoplake_lake::cdc_tables::meta_cdc_progress();
+    if lake.load(&def).await?.is_none() {
+        return Ok(());
+    }
+    print_query(
+        catalog,
+        "change data capture (latest landing per slot)",
+        "SELECT slot, phase, lsn, CAST(last_commit_time AS VARCHAR) AS last_commit, \
+         CAST(landed_at AS VARCHAR) AS landed_at, transactions, changes \
+         FROM (SELECT *, row_number() OVER (PARTITION BY slot ORDER BY landed_at DESC) AS n \
+               FROM meta.cdc_progress) WHERE n = 1 ORDER BY slot",
+        true,
+    )
+    .await?;
+    let Some(db) = &args.db else {
+        println!("(--db URL shows the slot's lag)");
+        return Ok(());
+    };
+    let url = shoplake_oltp::connect::DbUrl::parse(db).map_err(crate::commands::oltp::exit_for)?;
+    let lag = shoplake_oltp::cdc::status::slot_lag(lake, &url, &args.slot)
+        .await
+        .map_err(crate::commands::oltp::exit_for)?;
+    match lag {
+        None => println!("slot {}: none on {}", args.slot, url.target()),
+        Some(lag) => println!(
+            "slot {} on {}: {} bytes of WAL behind, {:.1} s behind{}",
+            args.slot,
+            url.target(),
+            lag.bytes,
+            lag.seconds,
+            if lag.active {
+                ""
+            } else {
+                " (no client streaming now)"
+            }
+        ),
+    }
     Ok(())
 }

@@ -14,7 +14,9 @@ mod reader;
 mod scientific;
 
 pub use discover::{SourceFile, discover};
-pub use ingest::{FileOutcome, IngestError, IngestReport, ingest_paths, until_finished};
+pub use ingest::{
+    FileOutcome, IngestError, IngestReport, content_hash, ingest_paths, until_finished,
+};
 pub use reader::{
     EXPECTED_HEADER, Lineage, MAX_LINE_BYTES, RawBatchReader, ReadStats, SOURCE_COLUMNS,
     open_counted, split_fields,
