@@ -23,6 +23,8 @@ pub enum OltpError {
         context: String,
         /// The server's words.
         reason: String,
+        /// The connection was lost or the server is shutting down (a reconnect may cure it).
+        transient: bool,
     },
     /// The database is not ready for what was asked; the message says what to run.
     #[error("{0}")]
@@ -36,8 +38,14 @@ pub enum OltpError {
         reason: String,
     },
     /// The replication stream failed.
-    #[error("replication: {0}")]
-    Replication(String),
+    #[error("replication: {message}")]
+    Replication {
+        /// What went wrong.
+        message: String,
+        /// A lost connection or a timeout (a reconnect may cure it), as opposed to a refusal,
+        /// a bad frame or a broken invariant, which would recur.
+        transient: bool,
+    },
     /// The replicated data does not fit the lake's tables (a schema change, a value that
     /// does not parse); the stream stops rather than mis-map it.
     #[error("{0}")]
@@ -50,9 +58,39 @@ pub enum OltpError {
 impl OltpError {
     /// A failed statement, with what was being done.
     pub fn sql(context: impl Into<String>, e: tokio_postgres::Error) -> OltpError {
+        // Connection exceptions (class 08) and a server shutting down (57P01-57P03) pass;
+        // anything else the server said would be said again.
+        let transient = e.is_closed()
+            || match e.code() {
+                Some(code) => {
+                    let c = code.code();
+                    c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+                }
+                None => e.as_db_error().is_none(),
+            };
         OltpError::Sql {
             context: context.into(),
             reason: describe(&e),
+            transient,
+        }
+    }
+
+    /// A replication failure that a reconnect will not cure.
+    pub fn replication(message: impl Into<String>) -> OltpError {
+        OltpError::Replication {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// Whether a new session may succeed where this one failed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OltpError::Connect { .. } => true,
+            OltpError::Sql { transient, .. } | OltpError::Replication { transient, .. } => {
+                *transient
+            }
+            _ => false,
         }
     }
 }

@@ -444,13 +444,13 @@ async fn maintenance(
             .map_err(q("editing a profile"))?;
         report.add("users", "update", n);
     }
-    if happens(rng, 1.0, tps) {
+    if happens(rng, 1.0, tps) && !visits.is_empty() {
         // A session's channel attributed late (a campaign's redirect resolved).
+        let session = visits[rng.random_range(0..visits.len())].session.clone();
         let n = tx
             .execute(
-                "UPDATE sessions SET channel = $1
-                 WHERE session_id = (SELECT session_id FROM sessions ORDER BY started_at DESC LIMIT 1)",
-                &[&synthetic::channel(rng.random::<u128>())],
+                "UPDATE sessions SET channel = $1 WHERE session_id = $2::text::uuid",
+                &[&synthetic::channel(rng.random::<u128>()), &session],
             )
             .await
             .map_err(q("attributing a session"))?;
@@ -534,20 +534,20 @@ async fn maintenance(
             pools.unused_products.push(row.get(0));
         }
     }
-    if happens(rng, 0.3, tps) {
-        if let Some(product) = pools.unused_products.pop() {
-            let n = tx
-                .execute(
-                    "DELETE FROM products p WHERE p.product_id = $1
-                     AND NOT EXISTS (SELECT 1 FROM events e WHERE e.product_id = p.product_id)",
-                    &[&product],
-                )
-                .await
-                .map_err(q("delisting a product"))?;
-            report.add("products", "delete", n);
-        }
+    if happens(rng, 0.5, tps)
+        && let Some(product) = pools.unused_products.pop()
+    {
+        let n = tx
+            .execute(
+                "DELETE FROM products p WHERE p.product_id = $1
+                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.product_id = p.product_id)",
+                &[&product],
+            )
+            .await
+            .map_err(q("delisting a product"))?;
+        report.add("products", "delete", n);
     }
-    if happens(rng, 0.3, tps) {
+    if happens(rng, 0.5, tps) {
         let name = format!("brand {:08x}", rng.random::<u32>());
         let id: i64 = tx
             .query_one(
@@ -562,20 +562,20 @@ async fn maintenance(
         report.add("brands", "insert", 1);
         pools.unused_brands.push(id);
     }
-    if happens(rng, 0.2, tps) {
-        if let Some(&brand) = pools.unused_brands.last() {
-            let n = tx
-                .execute(
-                    "UPDATE brands SET brand_name = brand_name || ' (renamed)' WHERE brand_id = $1
-                     AND brand_name NOT LIKE '% (renamed)'",
-                    &[&brand],
-                )
-                .await
-                .map_err(q("renaming a brand"))?;
-            report.add("brands", "update", n);
-        }
+    if happens(rng, 0.5, tps)
+        && let Some(&brand) = pools.unused_brands.last()
+    {
+        let n = tx
+            .execute(
+                "UPDATE brands SET brand_name = brand_name || ' (renamed)' WHERE brand_id = $1
+                 AND brand_name NOT LIKE '% (renamed)'",
+                &[&brand],
+            )
+            .await
+            .map_err(q("renaming a brand"))?;
+        report.add("brands", "update", n);
     }
-    if happens(rng, 0.2, tps) && pools.unused_brands.len() > 1 {
+    if happens(rng, 0.5, tps) && !pools.unused_brands.is_empty() {
         let brand = pools.unused_brands.remove(0);
         let n = tx
             .execute(
@@ -587,7 +587,7 @@ async fn maintenance(
             .map_err(q("removing a brand"))?;
         report.add("brands", "delete", n);
     }
-    if happens(rng, 0.3, tps) {
+    if happens(rng, 0.5, tps) {
         let parent = pools.categories[rng.random_range(0..pools.categories.len())];
         let id: i64 = tx
             .query_one(
@@ -600,19 +600,19 @@ async fn maintenance(
         report.add("categories", "insert", 1);
         pools.unused_categories.push(id);
     }
-    if happens(rng, 0.2, tps) {
-        if let Some(&category) = pools.unused_categories.last() {
-            let n = tx
-                .execute(
-                    "UPDATE categories SET category_name = category_name || '_x' WHERE category_id = $1",
-                    &[&category],
-                )
-                .await
-                .map_err(q("renaming a category"))?;
-            report.add("categories", "update", n);
-        }
+    if happens(rng, 0.5, tps)
+        && let Some(&category) = pools.unused_categories.last()
+    {
+        let n = tx
+            .execute(
+                "UPDATE categories SET category_name = category_name || '_x' WHERE category_id = $1",
+                &[&category],
+            )
+            .await
+            .map_err(q("renaming a category"))?;
+        report.add("categories", "update", n);
     }
-    if happens(rng, 0.2, tps) && pools.unused_categories.len() > 1 {
+    if happens(rng, 0.5, tps) && !pools.unused_categories.is_empty() {
         let category = pools.unused_categories.remove(0);
         let n = tx
             .execute(

@@ -131,10 +131,9 @@ impl Lander {
         if txn.changes.is_empty() {
             return Ok(true);
         }
-        let mut seq = 0i64;
         let mut added = 0;
-        for (table, op, image) in &txn.changes {
-            seq += 1;
+        for (i, (table, op, image)) in txn.changes.iter().enumerate() {
+            let seq = i as i64 + 1;
             if self
                 .state
                 .tables

@@ -112,28 +112,6 @@ enum SessionEnd {
     Stopped,
 }
 
-/// Whether an error ends the command rather than the session.
-fn is_permanent(e: &OltpError) -> bool {
-    match e {
-        OltpError::Connect { .. } => false,
-        OltpError::Replication(m) => {
-            // pg_walstream's words for a server's refusal, which a reconnect will not cure.
-            let m = m.to_ascii_lowercase();
-            m.contains("does not exist")
-                || m.contains("permission")
-                || m.contains("must be superuser")
-        }
-        OltpError::Sql { reason, .. } => {
-            let r = reason.to_ascii_lowercase();
-            !(r.contains("connection")
-                || r.contains("closed")
-                || r.contains("shutting down")
-                || r.contains("terminating"))
-        }
-        _ => true,
-    }
-}
-
 /// Streams changes into the lake until `stop` is cancelled (or, with `catch_up`, until the
 /// lake holds everything committed before the start).
 pub async fn run_cdc(
@@ -148,8 +126,9 @@ pub async fn run_cdc(
     let mut failing_since: Option<Instant> = None;
     let mut resnapshot = options.resnapshot;
     let mut catch_up_target: Option<i64> = None;
-    // Set once a session got as far as streaming.
-    let mut established = false;
+    // Sessions that got as far as streaming, and how many of them the retry clock has seen.
+    let mut established_sessions = 0u64;
+    let mut counted_sessions = 0u64;
     loop {
         let outcome = session(
             lake,
@@ -160,17 +139,22 @@ pub async fn run_cdc(
             &stop,
             progress,
             &mut report,
-            &mut established,
+            &mut established_sessions,
         )
         .await;
         match outcome {
             Ok(SessionEnd::CaughtUp) | Ok(SessionEnd::Stopped) => break,
-            Err(e) if is_permanent(&e) => return Err(e),
+            Err(e) if !e.is_transient() => return Err(e),
             // A first connection that fails is a wrong URL or a server that is down: say so
             // now rather than retry.
-            Err(e) if !established => return Err(e),
+            Err(e) if established_sessions == 0 => return Err(e),
             Err(e) => {
                 resnapshot = false;
+                if established_sessions > counted_sessions {
+                    // The session got as far as streaming: the failures start again from now.
+                    counted_sessions = established_sessions;
+                    failing_since = None;
+                }
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if options.catch_up && since.elapsed() > options.retry_for {
                     return Err(e);
@@ -201,7 +185,7 @@ async fn session(
     stop: &CancellationToken,
     progress: &dyn Progress,
     report: &mut CdcReport,
-    established: &mut bool,
+    established: &mut u64,
 ) -> Result<SessionEnd> {
     let client = db.connect().await?;
     let slot = &options.slot;
@@ -216,25 +200,24 @@ async fn session(
             preflight::drop_slot(&client, slot).await?;
             slot_info = None;
         }
-        snapshot::clear_tables(lake).await?;
+        snapshot::clear_tables(lake, slot).await?;
     }
     let mut state = LakeState::read(lake, slot).await?;
     if resnapshot {
         state.lsn = None;
         state.tables.clear();
     }
-    if let Some(other) = state
-        .latest_slot
-        .as_ref()
-        .filter(|s| *s != slot && state.lsn.is_none())
+    if let Some(other) = state.latest_slot.as_ref()
+        && other != slot
+        && state.lsn.is_none()
+        && !resnapshot
     {
-        if !resnapshot {
-            return Err(OltpError::NotReady(format!(
-                "the lake's raw.cdc tables are fed by slot {other}: run with --slot {other}, or \
-                 with --resnapshot to start over from slot {slot}"
-            )));
-        }
+        return Err(OltpError::NotReady(format!(
+            "the lake's raw.cdc tables are fed by slot {other}: run with --slot {other}, or \
+             with --resnapshot to start over from slot {slot}"
+        )));
     }
+
     match (&state.lsn, &slot_info) {
         (Some(lsn), None) => {
             return Err(OltpError::NotReady(format!(
@@ -265,7 +248,8 @@ async fn session(
     };
     let mut stream = match source.open(state.lsn).await? {
         Opened::Created(reader) => {
-            let (stream, snap) = snapshot::land_snapshot(lake, slot, reader, progress).await?;
+            let (stream, snap) =
+                snapshot::land_snapshot(lake, slot, reader, stop, progress).await?;
             report.snapshot = Some(snap);
             state = LakeState::read(lake, slot).await?;
             stream
@@ -284,7 +268,7 @@ async fn session(
     if options.catch_up && catch_up_target.is_none() {
         *catch_up_target = Some(preflight::heartbeat(&client, slot).await?);
     }
-    *established = true;
+    *established += 1;
     let mut lander = Lander::new(lake.clone(), slot, state);
     let result = stream_changes(
         &client,
@@ -405,7 +389,7 @@ async fn stream_changes<S: ChangeStream>(
                 end_lsn,
             } => {
                 let Some(txn) = current.take() else {
-                    return Err(OltpError::Replication(format!(
+                    return Err(OltpError::replication(format!(
                         "a commit at {} without its begin",
                         format_lsn(commit_lsn)
                     )));
@@ -452,7 +436,7 @@ fn change(
     old: Option<Image>,
 ) -> Result<()> {
     let txn = current.as_mut().ok_or_else(|| {
-        OltpError::Replication(format!("a change to {table} outside a transaction"))
+        OltpError::replication(format!("a change to {table} outside a transaction"))
     })?;
     if &**table == HEARTBEAT_TABLE {
         if op != Op::Delete {
@@ -481,14 +465,14 @@ fn change(
         image.complete_from(old);
     }
     let declared = lander.columns_of(name).expect("a store table");
-    if op == Op::Update {
-        if let Some(missing) = declared.iter().find(|c| image.get(c).is_none()) {
-            return Err(OltpError::Mapping(format!(
-                "an update of {name} left out {missing} (an unchanged large value) and the row \
-                 before it was not sent: run ALTER TABLE {name} REPLICA IDENTITY FULL; then \
-                 `shoplake cdc --resnapshot`"
-            )));
-        }
+    if op == Op::Update
+        && let Some(missing) = declared.iter().find(|c| image.get(c).is_none())
+    {
+        return Err(OltpError::Mapping(format!(
+            "an update of {name} left out {missing} (an unchanged large value) and the row \
+             before it was not sent: run ALTER TABLE {name} REPLICA IDENTITY FULL; then \
+             `shoplake cdc --resnapshot`"
+        )));
     }
     txn.changes.push((name, op, image));
     Ok(())

@@ -146,8 +146,8 @@ pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>> 
     let row = client
         .query_opt(
             "SELECT plugin::text, database::text, active_pid, confirmed_flush_lsn::text,
-                    current_database()::text
-             FROM pg_replication_slots WHERE slot_name = $1",
+                    current_database()::text, to_jsonb(s) ->> 'wal_status'
+             FROM pg_replication_slots s WHERE slot_name = $1",
             &[&slot],
         )
         .await
@@ -164,6 +164,13 @@ pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>> 
         return Err(OltpError::NotReady(format!(
             "replication slot {slot} exists but is not a pgoutput slot of database {here}: choose \
              another --slot, or drop it with SELECT pg_drop_replication_slot('{slot}');"
+        )));
+    }
+    // PostgreSQL 13+ invalidates a slot that fell behind max_slot_wal_keep_size.
+    if row.get::<_, Option<String>>(5).as_deref() == Some("lost") {
+        return Err(OltpError::NotReady(format!(
+            "replication slot {slot} lost WAL it needed (max_slot_wal_keep_size): the changes \
+             since are lost to the lake; run `shoplake cdc --resnapshot` to start over"
         )));
     }
     Ok(Some(info))

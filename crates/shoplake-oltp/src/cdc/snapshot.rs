@@ -22,13 +22,16 @@ use super::source::{ChangeStream, SnapshotReader};
 use super::state::app_id;
 use crate::error::{OltpError, Result};
 
+/// The application transaction version that means "no position".
+pub const NO_POSITION: i64 = -1;
+
 /// Rows per batch handed to a table's writer.
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// What the snapshot landed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SnapshotReport {
-    /// The consistent point.
+    /// The slot's consistent point (the rows' `_lsn` is one below it).
     pub lsn: u64,
     /// Rows per store table.
     pub rows: Vec<(&'static str, u64)>,
@@ -37,8 +40,19 @@ pub struct SnapshotReport {
 }
 
 /// Removes every row of the `raw.cdc_*` tables (what an interrupted snapshot, or the slot
-/// before a new snapshot, left), one commit per table that has files.
-pub async fn clear_tables(lake: &Lake) -> Result<()> {
+/// before a new snapshot, left), one commit per table that has files, and sets the lake's
+/// position for `slot` to none first: a run that stops before the new snapshot completes
+/// leaves no position to resume from, so the next one takes the snapshot again.
+pub async fn clear_tables(lake: &Lake, slot: &str) -> Result<()> {
+    let none = || {
+        CommitProperties::default()
+            .with_application_transaction(Transaction::new(app_id(slot), NO_POSITION))
+    };
+    let progress = meta_cdc_progress();
+    if lake.load(&progress).await?.is_some() {
+        let marker = progress_row(slot, "reset", 0, None, 0, 0)?;
+        write_rows(lake, &progress, marker, none()).await?;
+    }
     for t in OLTP_TABLES {
         let def = cdc_table_of(t).expect("declared");
         let Some(table) = lake.load(&def).await? else {
@@ -53,6 +67,7 @@ pub async fn clear_tables(lake: &Lake) -> Result<()> {
         }
         table
             .delete()
+            .with_commit_properties(none())
             .await
             .map_err(|e| LakeError::delta(def.qualified_name(), e))?;
     }
@@ -60,10 +75,15 @@ pub async fn clear_tables(lake: &Lake) -> Result<()> {
 }
 
 /// Copies the snapshot into the lake; returns the stream that continues from it.
+///
+/// The snapshot holds every transaction that committed before the slot's consistent point
+/// and none at or after it; its rows (and the lake's position) are stamped one below that
+/// point, so a transaction committing exactly at it is streamed, not skipped.
 pub async fn land_snapshot<S, R>(
     lake: &Lake,
     slot: &str,
     mut reader: R,
+    stop: &pg_walstream::CancellationToken,
     progress: &dyn Progress,
 ) -> Result<(S, SnapshotReport)>
 where
@@ -71,9 +91,10 @@ where
     R: SnapshotReader<S>,
 {
     let started = Instant::now();
-    let lsn = reader.consistent_point();
+    let consistent_point = reader.consistent_point();
+    let lsn = consistent_point.saturating_sub(1);
     let taken_at = Utc::now().timestamp_micros();
-    clear_tables(lake).await?;
+    clear_tables(lake, slot).await?;
     let commit = || {
         CommitProperties::default()
             .with_application_transaction(Transaction::new(app_id(slot), lsn as i64))
@@ -87,12 +108,21 @@ where
     };
     progress.start("cdc snapshot", None, "rows");
     let mut report = SnapshotReport {
-        lsn,
+        lsn: consistent_point,
         ..SnapshotReport::default()
     };
     let mut current: Option<TableWriter> = None;
     let mut total = 0u64;
-    while let Some(row) = reader.next_row().await? {
+    loop {
+        let row = tokio::select! {
+            _ = stop.cancelled() => {
+                return Err(OltpError::NotReady(
+                    "stopped during the initial snapshot: the next run takes it again".into(),
+                ));
+            }
+            row = reader.next_row() => row?,
+        };
+        let Some(row) = row else { break };
         let switch = current.as_ref().is_none_or(|w| *w.table != *row.table);
         if switch {
             if let Some(w) = current.take() {
@@ -219,7 +249,7 @@ impl TableWriter {
         let batch = self.rows.finish()?;
         if self.sender.send(Ok(batch)).await.is_err() {
             // The writer stopped: its error says why.
-            return Err(OltpError::Replication(format!(
+            return Err(OltpError::replication(format!(
                 "the writer of raw.cdc_{} stopped",
                 self.name
             )));
@@ -235,7 +265,7 @@ impl TableWriter {
         };
         drop(self.sender);
         let written = self.writer.await.map_err(|e| {
-            OltpError::Replication(format!("the writer of raw.cdc_{} failed: {e}", self.name))
+            OltpError::replication(format!("the writer of raw.cdc_{} failed: {e}", self.name))
         })?;
         written?;
         sent

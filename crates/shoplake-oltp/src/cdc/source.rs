@@ -20,6 +20,9 @@ use pg_walstream::{
 use tokio::sync::mpsc;
 
 use super::images::{Image, Value};
+
+/// How often the stream tells the server what the lake holds.
+const FEEDBACK_EVERY: Duration = Duration::from_secs(1);
 use crate::error::{OltpError, Result};
 
 /// One decoded message of the stream.
@@ -185,9 +188,12 @@ impl Walstream {
     }
 }
 
-/// A pg_walstream error in our terms.
+/// A pg_walstream error in our terms, keeping whether a reconnect may cure it.
 fn replication_error(e: ReplicationError) -> OltpError {
-    OltpError::Replication(e.to_string())
+    OltpError::Replication {
+        transient: e.is_transient(),
+        message: e.to_string(),
+    }
 }
 
 impl ChangeSource for Walstream {
@@ -294,9 +300,18 @@ impl WalstreamStream {
         let (tx, messages) = mpsc::channel(4096);
         let token = cancel.clone();
         let task = tokio::spawn(async move {
-            loop {
+            // The server hears what the lake holds every second, whether or not messages
+            // come, and while the lander is busy (a keepalive unanswered for
+            // wal_sender_timeout ends the connection).
+            let mut feedback_tick = tokio::time::interval(FEEDBACK_EVERY);
+            feedback_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            'read: loop {
                 let event = tokio::select! {
                     _ = token.cancelled() => break,
+                    _ = feedback_tick.tick() => {
+                        let _ = stream.send_feedback().await;
+                        continue;
+                    }
                     event = stream.next_event(&token) => event,
                 };
                 let message = match event {
@@ -308,7 +323,20 @@ impl WalstreamStream {
                     Err(e) => Err(replication_error(e)),
                 };
                 let failed = message.is_err();
-                if tx.send(message).await.is_err() || failed {
+                let permit = loop {
+                    tokio::select! {
+                        _ = token.cancelled() => break 'read,
+                        _ = feedback_tick.tick() => {
+                            let _ = stream.send_feedback().await;
+                        }
+                        permit = tx.reserve() => match permit {
+                            Ok(permit) => break permit,
+                            Err(_) => break 'read,
+                        },
+                    }
+                };
+                permit.send(message);
+                if failed {
                     break;
                 }
             }
@@ -330,9 +358,10 @@ impl ChangeStream for WalstreamStream {
         match tokio::time::timeout(wait, self.messages.recv()).await {
             Err(_) => Ok(None),
             Ok(Some(m)) => m.map(Some),
-            Ok(None) => Err(OltpError::Replication(
-                "the replication connection closed".into(),
-            )),
+            Ok(None) => Err(OltpError::Replication {
+                message: "the replication connection closed".into(),
+                transient: true,
+            }),
         }
     }
 
@@ -343,6 +372,7 @@ impl ChangeStream for WalstreamStream {
 
     async fn close(self) {
         self.cancel.cancel();
+        drop(self.messages);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
 }

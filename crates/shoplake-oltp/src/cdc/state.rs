@@ -40,7 +40,8 @@ async fn txn_version(lake: &Lake, def: &TableDef, app: &str) -> Result<Option<u6
         .transaction_version(table.log_store().as_ref(), app.to_string())
         .await
         .map_err(|e| LakeError::delta(def.qualified_name(), e))?;
-    Ok(v.map(|v| v as u64))
+    // A negative version is the "no position" of a cleared slot.
+    Ok(v.filter(|v| *v >= 0).map(|v| v as u64))
 }
 
 impl LakeState {

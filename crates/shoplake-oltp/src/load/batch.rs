@@ -83,13 +83,12 @@ impl Batch {
             && self.sessions.is_empty()
     }
 
-    /// Drops the rows, keeping the counts (lines an earlier load committed).
+    /// Drops the rows of lines an earlier load committed, keeping their events in the count
+    /// (the database holds them) but nothing derived (the database held it before this run).
     pub(super) fn discard_rows(&mut self) {
-        let counts = self.counts;
-        *self = Batch {
-            counts,
-            ..Batch::default()
-        };
+        let events = self.counts.events;
+        *self = Batch::default();
+        self.counts.events = events;
     }
 
     pub(super) fn user(&mut self, user_id: i64, first_event: &str) {

@@ -61,7 +61,7 @@ pub struct LoadReport {
     pub events: u64,
     /// Lines that could not be placed, by reason.
     pub unplaced: BTreeMap<String, u64>,
-    /// Users, sessions, products, brands and category nodes derived.
+    /// Users derived and written by this run (on a resumed load, not those written before).
     pub users: u64,
     /// Sessions derived.
     pub sessions: u64,
@@ -252,6 +252,20 @@ pub async fn load_export(
         .await
         .map_err(|e| OltpError::sql("reading shoplake_loads", e))?;
     let (done_before, finished) = row.map_or((0i64, false), |r| (r.get(0), r.get(1)));
+    // One load of a file at a time (the lock goes with the connection).
+    let locked: bool = client
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtextextended($1, 7))",
+            &[&hash],
+        )
+        .await
+        .map_err(|e| OltpError::sql("locking the load", e))?
+        .get(0);
+    if !locked {
+        return Err(OltpError::NotReady(format!(
+            "another `shoplake oltp load` of {source} is running on this database"
+        )));
+    }
     let mut report = LoadReport {
         source: source.clone(),
         ..LoadReport::default()
@@ -321,6 +335,13 @@ pub async fn load_export(
     }
     header?;
     batch::set_sequences(client).await?;
+    client
+        .execute(
+            "SELECT pg_advisory_unlock(hashtextextended($1, 7))",
+            &[&hash],
+        )
+        .await
+        .map_err(|e| OltpError::sql("unlocking the load", e))?;
     report.seconds = started.elapsed().as_secs_f64();
     progress.finish(&format!(
         "{} events loaded, {} lines not placed",
@@ -494,6 +515,10 @@ fn place(
     let mut fields = [""; 9];
     for (slot, raw) in fields.iter_mut().zip(record.iter()) {
         *slot = std::str::from_utf8(raw).map_err(|_| RejectReason::MalformedRow.code())?;
+        // PostgreSQL's text cannot hold a NUL.
+        if slot.contains('\0') {
+            return Err(RejectReason::MalformedRow.code());
+        }
     }
     let f = RawFields {
         event_time: fields[0],
@@ -515,19 +540,23 @@ fn place(
         },
         // A free item is a valid row for the app: the lake's rules reject it later, as they
         // do on the file path.
-        Err(r) if r.reason == RejectReason::NonPositivePrice => Typed {
-            product_id: f.product_id.parse().map_err(|_| "bad_product_id")?,
-            category_id: f.category_id.parse().ok(),
-            price_cents: parse_cents(f.price).ok_or("bad_price")?,
-            user_id: f.user_id.parse().map_err(|_| "bad_user_id")?,
-        },
+        Err(r) if r.reason == RejectReason::NonPositivePrice && parse_cents(f.price) == Some(0) => {
+            Typed {
+                product_id: f.product_id.parse().map_err(|_| "bad_product_id")?,
+                category_id: f.category_id.parse().ok(),
+                price_cents: parse_cents(f.price).ok_or("bad_price")?,
+                user_id: f.user_id.parse().map_err(|_| "bad_user_id")?,
+            }
+        }
         Err(r) => return Err(r.reason.code()),
     };
     let session = parse_uuid(f.user_session.trim()).ok_or("bad_session_id")?;
-    if let Some(owner) = derived.sessions.get(&session) {
-        if *owner != typed.user_id {
-            return Err("session_of_another_user");
-        }
+    if derived
+        .sessions
+        .get(&session)
+        .is_some_and(|owner| *owner != typed.user_id)
+    {
+        return Err("session_of_another_user");
     }
     let event_time = f.event_time;
 

@@ -22,8 +22,9 @@ use cdc_state::compare_with_database;
 const HEADER: &str =
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
 
-/// Thirteen lines with known placement: seven events (one an exact duplicate, one at 0.00)
-/// and one line for each reason a line cannot be placed.
+/// Fifteen lines with known placement: seven events (one an exact duplicate, one at 0.00)
+/// and a line for each reason a line cannot be placed (a negative price, and a NUL that
+/// PostgreSQL's text cannot hold, among them).
 const FIXTURE: &[&str] = &[
     "2020-04-01 00:00:03 UTC,view,1005115,2232732093077520756,electronics.smartphone,apple,1050.54,518197534,2f7b6d5e-0a8b-4c3e-9d51-8a1c2f6e7b90",
     "2020-04-01 00:00:05 UTC,cart,1005115,2232732093077520756,electronics.smartphone,apple,1050.54,518197534,2f7b6d5e-0a8b-4c3e-9d51-8a1c2f6e7b90",
@@ -38,6 +39,8 @@ const FIXTURE: &[&str] = &[
     "a,b,c",
     "2020-04-01 00:04:00 UTC,teleport,1005115,2232732093077520756,electronics.smartphone,apple,1050.54,518197534,2f7b6d5e-0a8b-4c3e-9d51-8a1c2f6e7b90",
     "2020-04-01 00:00:03 UTC,view,1005115,2232732093077520756,electronics.smartphone,apple,1050.54,518197534,2f7b6d5e-0a8b-4c3e-9d51-8a1c2f6e7b90",
+    "2020-04-01 00:05:00 UTC,view,1005115,2232732093077520756,electronics.smartphone,apple,-3.10,518197534,2f7b6d5e-0a8b-4c3e-9d51-8a1c2f6e7b90",
+    "2020-04-01 00:05:01 UTC,view,1005115,2232732093077520756,electronics.smartphone,app\u{0}le,1050.54,518197534,2f7b6d5e-0a8b-4c3e-9d51-8a1c2f6e7b90",
 ];
 
 fn fixture(dir: &std::path::Path) -> PathBuf {
@@ -137,7 +140,7 @@ async fn load_places_every_line_or_counts_it() {
     )
     .await
     .unwrap();
-    assert_eq!(report.lines, 13);
+    assert_eq!(report.lines, 15);
     assert_eq!(report.events, 7);
     let unplaced: Vec<(&str, u64)> = report
         .unplaced
@@ -149,7 +152,8 @@ async fn load_places_every_line_or_counts_it() {
         vec![
             ("bad_session_id", 1),
             ("bad_timestamp", 1),
-            ("malformed_row", 1),
+            ("malformed_row", 2),
+            ("non_positive_price", 1),
             ("null_session", 1),
             ("session_of_another_user", 1),
             ("unknown_event_type", 1),
