@@ -40,7 +40,7 @@ fn change_columns() -> Vec<ColumnDef> {
             "_lsn",
             DataType::Int64,
             false,
-            "Commit LSN of the transaction (the slot's consistent point for snapshot rows), as a 64-bit integer: `(hi << 32) | lo` of PostgreSQL's `hi/lo`.",
+            "Commit LSN of the transaction (for snapshot rows, one below the slot's consistent point: the snapshot holds every commit before that point), as a 64-bit integer: `(hi << 32) | lo` of PostgreSQL's `hi/lo`.",
             "cdc",
         ),
         col(

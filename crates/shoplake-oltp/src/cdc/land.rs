@@ -40,8 +40,8 @@ pub struct Txn {
     pub commit_micros: i64,
     /// Its changes to the store's tables, in order.
     pub changes: Vec<(&'static str, Op, Image)>,
-    /// Heartbeats it carries: (slot, beat time in microseconds).
-    pub beats: Vec<(String, i64)>,
+    /// Heartbeats it carries: the slots whose row it wrote.
+    pub beats: Vec<String>,
 }
 
 /// Counts of what was landed.

@@ -32,7 +32,7 @@ use shoplake_lake::{Lake, Progress};
 use crate::connect::DbUrl;
 use crate::error::{OltpError, Result};
 use crate::schema::HEARTBEAT_TABLE;
-use images::{Image, Op, parse_timestamptz};
+use images::{Image, Op};
 use land::{Lander, Txn};
 use source::{ChangeSource, ChangeStream, Message, Opened, Walstream};
 use state::LakeState;
@@ -125,7 +125,7 @@ pub async fn run_cdc(
     let mut report = CdcReport::default();
     let mut failing_since: Option<Instant> = None;
     let mut resnapshot = options.resnapshot;
-    let mut catch_up_target: Option<i64> = None;
+    let mut catch_up_target: Option<u64> = None;
     // Sessions that got as far as streaming, and how many of them the retry clock has seen.
     let mut established_sessions = 0u64;
     let mut counted_sessions = 0u64;
@@ -181,7 +181,7 @@ async fn session(
     db: &DbUrl,
     options: &CdcOptions,
     resnapshot: bool,
-    catch_up_target: &mut Option<i64>,
+    catch_up_target: &mut Option<u64>,
     stop: &CancellationToken,
     progress: &dyn Progress,
     report: &mut CdcReport,
@@ -305,7 +305,7 @@ async fn stream_changes<S: ChangeStream>(
     stream: &mut S,
     lander: &mut Lander,
     options: &CdcOptions,
-    catch_up_target: Option<i64>,
+    catch_up_target: Option<u64>,
     stop: &CancellationToken,
     report: &mut CdcReport,
 ) -> Result<SessionEnd> {
@@ -396,7 +396,7 @@ async fn stream_changes<S: ChangeStream>(
                 };
                 report.heartbeats += txn.beats.len() as u64;
                 if catch_up_target.is_some_and(|target| {
-                    txn.beats.iter().any(|(s, at)| s == slot && *at >= target)
+                    txn.commit_lsn >= target && txn.beats.iter().any(|s| s == slot)
                 }) {
                     caught_up = true;
                 }
@@ -439,20 +439,10 @@ fn change(
         OltpError::replication(format!("a change to {table} outside a transaction"))
     })?;
     if &**table == HEARTBEAT_TABLE {
-        if op != Op::Delete {
-            let slot = match image.get("slot") {
-                Some(images::Value::Text(t)) => String::from_utf8_lossy(t).into_owned(),
-                _ => String::new(),
-            };
-            let at = match image.get("beat_at") {
-                Some(images::Value::Text(t)) => {
-                    std::str::from_utf8(t).ok().and_then(parse_timestamptz)
-                }
-                _ => None,
-            };
-            if let Some(at) = at {
-                txn.beats.push((slot, at));
-            }
+        if op != Op::Delete
+            && let Some(images::Value::Text(t)) = image.get("slot")
+        {
+            txn.beats.push(String::from_utf8_lossy(t).into_owned());
         }
         return Ok(());
     }

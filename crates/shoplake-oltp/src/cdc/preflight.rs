@@ -185,21 +185,27 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes this slot's heartbeat; returns its time (microseconds since the epoch), which the
-/// stream will carry back.
-pub async fn heartbeat(client: &Client, slot: &str) -> Result<i64> {
-    Ok(client
-        .query_one(
+/// Writes this slot's heartbeat; returns the server's WAL position just before it. Every
+/// transaction committed before the call commits below that position, and the stream
+/// delivers transactions in commit order: once this heartbeat (a change of this slot's row
+/// committed at or past the position) comes back, all of them have come.
+pub async fn heartbeat(client: &Client, slot: &str) -> Result<u64> {
+    let before: i64 = client
+        .query_one("SELECT (pg_current_wal_lsn() - '0/0')::bigint", &[])
+        .await
+        .map_err(q("reading the WAL position"))?
+        .get(0);
+    client
+        .execute(
             &format!(
                 "INSERT INTO {HEARTBEAT_TABLE} (slot, beat_at) VALUES ($1, clock_timestamp())
-                 ON CONFLICT (slot) DO UPDATE SET beat_at = EXCLUDED.beat_at
-                 RETURNING (extract(epoch FROM beat_at) * 1000000)::bigint"
+                 ON CONFLICT (slot) DO UPDATE SET beat_at = EXCLUDED.beat_at"
             ),
             &[&slot],
         )
         .await
-        .map_err(q("writing the heartbeat"))?
-        .get(0))
+        .map_err(q("writing the heartbeat"))?;
+    Ok(before.max(0) as u64)
 }
 
 /// A quoted identifier.
