@@ -67,17 +67,10 @@ impl LakeState {
 
 /// The slot of the most recent row of `meta.cdc_progress`.
 async fn latest_slot(lake: &Lake) -> Result<Option<String>> {
-    let def = meta_cdc_progress();
-    let Some(table) = lake.load(&def).await? else {
+    let Some(progress) = progress_frame(lake).await? else {
         return Ok(None);
     };
-    let ctx = lake.session();
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| LakeError::delta(def.qualified_name(), e))?;
-    let provider = table.table_provider().await.map_err(LakeError::from)?;
-    let batches = ctx
-        .read_table(provider)
+    let batches = Ok::<_, datafusion::error::DataFusionError>(progress)
         .and_then(|df| {
             df.sort(vec![
                 datafusion::prelude::col("landed_at").sort(false, false),
@@ -100,17 +93,10 @@ async fn latest_slot(lake: &Lake) -> Result<Option<String>> {
 
 /// Rows of `meta.cdc_progress` for `slot`: (lsn, changes), newest first.
 pub async fn progress_rows(lake: &Lake, slot: &str) -> Result<Vec<(u64, i64)>> {
-    let def = meta_cdc_progress();
-    let Some(table) = lake.load(&def).await? else {
+    let Some(progress) = progress_frame(lake).await? else {
         return Ok(Vec::new());
     };
-    let ctx = lake.session();
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| LakeError::delta(def.qualified_name(), e))?;
-    let provider = table.table_provider().await.map_err(LakeError::from)?;
-    let batches = ctx
-        .read_table(provider)
+    let batches = Ok::<_, datafusion::error::DataFusionError>(progress)
         .and_then(|df| {
             df.filter(datafusion::prelude::col("slot").eq(datafusion::prelude::lit(slot)))?
                 .sort(vec![datafusion::prelude::col("lsn").sort(false, false)])?
@@ -133,17 +119,10 @@ pub async fn progress_rows(lake: &Lake, slot: &str) -> Result<Vec<(u64, i64)>> {
 
 /// When the slot's latest landing committed (microseconds since the epoch).
 pub async fn last_landed_micros(lake: &Lake, slot: &str) -> Result<Option<i64>> {
-    let def = meta_cdc_progress();
-    let Some(table) = lake.load(&def).await? else {
+    let Some(progress) = progress_frame(lake).await? else {
         return Ok(None);
     };
-    let ctx = lake.session();
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|e| LakeError::delta(def.qualified_name(), e))?;
-    let provider = table.table_provider().await.map_err(LakeError::from)?;
-    let batches = ctx
-        .read_table(provider)
+    let batches = Ok::<_, datafusion::error::DataFusionError>(progress)
         .and_then(|df| {
             df.filter(datafusion::prelude::col("slot").eq(datafusion::prelude::lit(slot)))?
                 .aggregate(
@@ -171,4 +150,18 @@ pub async fn last_landed_micros(lake: &Lake, slot: &str) -> Result<Option<i64>> 
         }
     }
     Ok(None)
+}
+
+/// `meta.cdc_progress` as a DataFrame, or None before the first landing.
+async fn progress_frame(lake: &Lake) -> Result<Option<datafusion::prelude::DataFrame>> {
+    let def = meta_cdc_progress();
+    let Some(table) = lake.load(&def).await? else {
+        return Ok(None);
+    };
+    let ctx = lake.session();
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| LakeError::delta(def.qualified_name(), e))?;
+    let provider = table.table_provider().await.map_err(LakeError::from)?;
+    Ok(Some(ctx.read_table(provider).map_err(LakeError::from)?))
 }

@@ -520,17 +520,7 @@ fn place(
             return Err(RejectReason::MalformedRow.code());
         }
     }
-    let f = RawFields {
-        event_time: fields[0],
-        event_type: fields[1],
-        product_id: fields[2],
-        category_id: fields[3],
-        category_code: fields[4],
-        brand: fields[5],
-        price: fields[6],
-        user_id: fields[7],
-        user_session: fields[8],
-    };
+    let f = RawFields::from_fields(fields);
     let typed = match validate(&f, options) {
         Ok(e) => Typed {
             product_id: e.product_id,

@@ -116,6 +116,23 @@ pub struct RawFields<'a> {
     pub user_session: &'a str,
 }
 
+impl<'a> RawFields<'a> {
+    /// The nine fields in the export's column order.
+    pub fn from_fields(f: [&'a str; 9]) -> RawFields<'a> {
+        RawFields {
+            event_time: f[0],
+            event_type: f[1],
+            product_id: f[2],
+            category_id: f[3],
+            category_code: f[4],
+            brand: f[5],
+            price: f[6],
+            user_id: f[7],
+            user_session: f[8],
+        }
+    }
+}
+
 /// A row that passed every rule, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypedEvent<'a> {

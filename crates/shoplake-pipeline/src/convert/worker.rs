@@ -178,17 +178,7 @@ impl Worker {
                 return Ok(());
             }
         };
-        let f = RawFields {
-            event_time: fields[0],
-            event_type: fields[1],
-            product_id: fields[2],
-            category_id: fields[3],
-            category_code: fields[4],
-            brand: fields[5],
-            price: fields[6],
-            user_id: fields[7],
-            user_session: fields[8],
-        };
+        let f = RawFields::from_fields(fields);
         let mut event = match validate(&f, &self.rules) {
             Ok(e) => e,
             Err(r) => {
